@@ -1,0 +1,1 @@
+"""Real training and evaluation images: catalog, fetching and patch sampling."""

@@ -1,0 +1,1 @@
+"""The learned recurrent residual codec: config, layers, networks and the pure core."""

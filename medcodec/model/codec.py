@@ -1,0 +1,119 @@
+"""Pure-functional core of the recurrent residual codec.
+
+Images are float32 (N, H, W, 1), normalised to [-0.5, 0.5], H and W multiples of
+``config.factor``. Iteration t codes the residual of reconstruction t-1 (reconstruction 0
+is all zeros) and the decoder adds its output to the reconstruction (plain additive
+reconstruction). Iterations run in ``jax.lax.scan``; the scan length is static, so each
+distinct iteration count compiles once and a file holding K iterations decodes any
+prefix k <= K: iteration t depends only on iterations <= t.
+
+Codes are int8 in {-1, +1} of shape (T, N, H/F, W/F, bits). ``code_mask`` (N, H/F, W/F, 1)
+zeroes code positions that lie in bucket padding outside the coded area, so the encoder's
+internal decoder and the real decoder see exactly the same input there.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from .config import CodecConfig
+from .layers import binarize
+from .networks import Decoder, Encoder, zero_states
+
+
+def init(config: CodecConfig, rng: jax.Array) -> dict:
+    """Random initial parameters {'encoder': ..., 'decoder': ...}."""
+    f = config.factor
+    x = jnp.zeros((1, f, f, 1), jnp.float32)
+    enc_state, dec_state = zero_states(config, 1, f, f)
+    k1, k2 = jax.random.split(rng)
+    enc = Encoder(config).init(k1, enc_state, x)["params"]
+    b = jnp.zeros((1, 1, 1, config.bits), jnp.float32)
+    dec = Decoder(config).init(k2, dec_state, b)["params"]
+    return {"encoder": enc, "decoder": dec}
+
+
+def _check_shape(config: CodecConfig, x: jax.Array) -> None:
+    f = config.factor
+    if x.ndim != 4 or x.shape[-1] != 1 or x.shape[1] % f or x.shape[2] % f:
+        raise ValueError(f"expected (N, H, W, 1) with H, W multiples of {f}, got {x.shape}")
+
+
+def _step(params, config, carry, x, code_mask, rng):
+    """One iteration: encode the residual, binarize, decode, add. Returns carry, bits."""
+    enc_state, dec_state, recon = carry
+    enc_state, pre = Encoder(config).apply({"params": params["encoder"]}, enc_state, x - recon)
+    bits = binarize(pre, rng)
+    if code_mask is not None:
+        bits = bits * code_mask
+    dec_state, delta = Decoder(config).apply({"params": params["decoder"]}, dec_state, bits)
+    return (enc_state, dec_state, recon + delta), bits
+
+
+@functools.partial(jax.jit, static_argnames=("config", "iterations"))
+def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
+           code_mask: jax.Array | None = None, pixel_mask: jax.Array | None = None):
+    """Encode x with ``iterations`` iterations (inference: deterministic sign).
+
+    Returns (codes int8 (T, N, h, w, bits), sse float32 (T, N)): sse[t] is the squared error
+    of reconstruction t+1 summed over ``pixel_mask`` (all pixels if None), in normalised units.
+    """
+    _check_shape(config, x)
+    n, h, w, _ = x.shape
+    enc_state, dec_state = zero_states(config, n, h, w)
+    weights = jnp.ones_like(x) if pixel_mask is None else pixel_mask
+
+    def body(carry, _):
+        carry, bits = _step(params, config, carry, x, code_mask, None)
+        sse = jnp.sum(jnp.square(x - carry[2]) * weights, axis=(1, 2, 3))
+        return carry, (bits.astype(jnp.int8), sse)
+
+    carry = (enc_state, dec_state, jnp.zeros_like(x))
+    _, (codes, sse) = jax.lax.scan(body, carry, None, length=iterations)
+    return codes, sse
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def decode(params: dict, codes: jax.Array, *, config: CodecConfig,
+           code_mask: jax.Array | None = None) -> jax.Array:
+    """Reconstruct (N, H, W, 1) from codes (T, N, h, w, bits), all T iterations."""
+    t, n, h, w, _ = codes.shape
+    f = config.factor
+    _, dec_state = zero_states(config, n, h * f, w * f)
+
+    def body(carry, bits):
+        dec_state, recon = carry
+        bits = bits.astype(jnp.float32)
+        if code_mask is not None:
+            bits = bits * code_mask
+        dec_state, delta = Decoder(config).apply({"params": params["decoder"]}, dec_state, bits)
+        return (dec_state, recon + delta), None
+
+    recon = jnp.zeros((n, h * f, w * f, 1), jnp.float32)
+    (_, recon), _ = jax.lax.scan(body, (dec_state, recon), codes)
+    return recon
+
+
+def train_forward(params: dict, x: jax.Array, rng: jax.Array | None, *, config: CodecConfig,
+                  iterations: int) -> jax.Array:
+    """Differentiable training path: mean |residual| after each iteration, shape (T,).
+
+    ``rng`` drives the stochastic binarizer (``config.stochastic_binarizer``); pass None for
+    deterministic sign with a straight-through gradient.
+    """
+    _check_shape(config, x)
+    n, h, w, _ = x.shape
+    enc_state, dec_state = zero_states(config, n, h, w)
+    use_rng = rng is not None and config.stochastic_binarizer
+    keys = jax.random.split(rng if use_rng else jax.random.PRNGKey(0), iterations)
+
+    def body(carry, key):
+        carry, _ = _step(params, config, carry, x, None, key if use_rng else None)
+        return carry, jnp.mean(jnp.abs(x - carry[2]))
+
+    carry = (enc_state, dec_state, jnp.zeros_like(x))
+    _, l1 = jax.lax.scan(body, carry, keys)
+    return l1

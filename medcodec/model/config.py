@@ -1,0 +1,120 @@
+"""Architecture configuration of the recurrent residual codec.
+
+A :class:`CodecConfig` fully describes the network: it is stored as JSON next to every
+checkpoint, so a model is rebuilt from disk without guessing. Spatial layout (2D, NHWC):
+
+encoder  x (H, W, 1) -> conv s2 (stem) -> ConvLSTM s2 ... -> 1x1 conv -> sign -> bits
+         (H/F, W/F, bits) with F = 2 ** (1 + len(encoder_channels))
+decoder  bits -> 1x1 conv -> [ConvLSTM, depth-to-space x2] * len(decoder_channels)
+         -> 1x1 conv -> (H, W, 1)
+
+With one stride-2 stem and three strided ConvLSTMs, F = 16 and ``bits`` code channels cost
+``bits / 256`` bits per pixel per iteration before entropy coding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecConfig:
+    """Widths, depths and kernels of the codec; see :func:`flops_per_pixel`.
+
+    Attributes:
+      name: short architecture name, part of the model id.
+      stem_channels: output channels of the stride-2 stem convolution.
+      encoder_channels: hidden channels of each stride-2 encoder ConvLSTM.
+      decoder_channels: hidden channels of each decoder ConvLSTM (each followed by a
+        2x depth-to-space); their number must equal ``len(encoder_channels) + 1``.
+      bits: binary code channels per iteration at 1/F resolution.
+      input_kernel: kernel of the ConvLSTM input-to-state convolutions.
+      hidden_kernel: kernel of the ConvLSTM state-to-state convolutions (1 is cheap).
+      max_iterations: static length of the ``lax.scan``; files may use fewer.
+      stochastic_binarizer: training-time binarization; stochastic sign (Toderici 2016) if
+        true, deterministic sign with a straight-through gradient if false.
+    """
+
+    name: str = "tiny"
+    stem_channels: int = 32
+    encoder_channels: tuple[int, ...] = (64, 96, 96)
+    decoder_channels: tuple[int, ...] = (96, 96, 64, 32)
+    bits: int = 32
+    input_kernel: int = 3
+    hidden_kernel: int = 1
+    max_iterations: int = 16
+    stochastic_binarizer: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.decoder_channels) != len(self.encoder_channels) + 1:
+            raise ValueError(
+                "decoder_channels needs one entry per 2x upsampling: "
+                f"{len(self.encoder_channels) + 1}, got {len(self.decoder_channels)}"
+            )
+        if self.bits <= 0 or self.max_iterations <= 0:
+            raise ValueError("bits and max_iterations must be positive")
+
+    @property
+    def factor(self) -> int:
+        """Total spatial downsampling F between the image and its code grid."""
+        return 2 ** (1 + len(self.encoder_channels))
+
+    @property
+    def bpp_per_iteration(self) -> float:
+        """Raw code bits per image pixel spent by one iteration (before entropy coding)."""
+        return self.bits / self.factor**2
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CodecConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CodecConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def _conv_flops(cin: int, cout: int, k: int) -> int:
+    """FLOPs (2 per multiply-add) per output position of a k x k convolution."""
+    return 2 * k * k * cin * cout
+
+
+def flops_per_pixel(cfg: CodecConfig) -> dict[str, float]:
+    """Encoder and decoder FLOPs per image pixel per iteration (convolutions only).
+
+    The encoder figure covers its own convolutions only; encoding also runs the decoder
+    every iteration to form the next residual, so ``encode_total`` = encoder + decoder.
+    """
+    f = 4.0  # pixels per position after the stride-2 stem
+    enc = _conv_flops(1, cfg.stem_channels, 3) / f
+    cin = cfg.stem_channels
+    for c in cfg.encoder_channels:
+        f *= 4
+        enc += (_conv_flops(cin, 4 * c, cfg.input_kernel) + _conv_flops(c, 4 * c, cfg.hidden_kernel)) / f
+        cin = c
+    enc += _conv_flops(cin, cfg.bits, 1) / f
+    # decoder: starts at the code grid (1/F^2 pixels per position), upsamples 2x per layer
+    pos = float(cfg.factor**2)
+    dec = _conv_flops(cfg.bits, cfg.decoder_channels[0], 1) / pos
+    cin = cfg.decoder_channels[0]
+    for c in cfg.decoder_channels:
+        dec += (_conv_flops(cin, 4 * c, cfg.input_kernel) + _conv_flops(c, 4 * c, cfg.hidden_kernel)) / pos
+        cin = c // 4
+        pos /= 4
+    dec += _conv_flops(cin, 1, 1) / pos
+    return {"encoder": enc, "decoder": dec, "encode_total": enc + dec}
+
+
+TODERICI_2017 = CodecConfig(
+    name="toderici2017",
+    stem_channels=64,
+    encoder_channels=(256, 512, 512),
+    decoder_channels=(512, 512, 256, 128),
+    bits=32,
+)
