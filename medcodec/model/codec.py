@@ -58,8 +58,9 @@ def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
            code_mask: jax.Array | None = None, pixel_mask: jax.Array | None = None):
     """Encode x with ``iterations`` iterations (inference: deterministic sign).
 
-    Returns (codes int8 (T, N, h, w, bits), sse float32 (T, N)): sse[t] is the squared error
-    of reconstruction t+1 summed over ``pixel_mask`` (all pixels if None), in normalised units.
+    Returns (codes int8 (T, N, h, w, bits), sse float32 (T, N), recon (N, H, W, 1)): sse[t]
+    is the squared error of reconstruction t+1 summed over ``pixel_mask`` (all pixels if
+    None), in normalised units; recon is the final reconstruction, as the decoder makes it.
     """
     _check_shape(config, x)
     n, h, w, _ = x.shape
@@ -72,8 +73,8 @@ def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
         return carry, (bits.astype(jnp.int8), sse)
 
     carry = (enc_state, dec_state, jnp.zeros_like(x))
-    _, (codes, sse) = jax.lax.scan(body, carry, None, length=iterations)
-    return codes, sse
+    carry, (codes, sse) = jax.lax.scan(body, carry, None, length=iterations)
+    return codes, sse, carry[2]
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -115,5 +116,7 @@ def train_forward(params: dict, x: jax.Array, rng: jax.Array | None, *, config: 
         return carry, jnp.mean(jnp.abs(x - carry[2]))
 
     carry = (enc_state, dec_state, jnp.zeros_like(x))
-    _, l1 = jax.lax.scan(body, carry, keys)
+    # Fully unrolled: XLA:CPU runs the backward pass of convolutions inside a while loop
+    # ~25x slower than unrolled (measured: 2.9 s vs 0.11 s per iteration, batch 16x64x64).
+    _, l1 = jax.lax.scan(body, carry, keys, unroll=True)
     return l1

@@ -118,3 +118,23 @@ TODERICI_2017 = CodecConfig(
     decoder_channels=(512, 512, 256, 128),
     bits=32,
 )
+
+
+TEST_TINY = CodecConfig(
+    name="test",
+    stem_channels=8,
+    encoder_channels=(8, 8, 8),
+    decoder_channels=(8, 8, 8, 8),
+    bits=8,
+    max_iterations=4,
+)
+
+CONFIGS = {"tiny": CodecConfig(), "test": TEST_TINY, "toderici2017": TODERICI_2017}
+
+
+def named_config(name: str) -> CodecConfig:
+    """A config from :data:`CONFIGS` or a JSON file path."""
+    if name in CONFIGS:
+        return CONFIGS[name]
+    with open(name, encoding="utf-8") as f:
+        return CodecConfig.from_json(f.read())

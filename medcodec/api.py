@@ -1,0 +1,216 @@
+"""Library API: compress numpy arrays and SimpleITK images to ``.mlc`` files and back.
+
+    import medcodec
+    stats = medcodec.compress(volume, "ct.mlc", iterations=8, geometry=geom)
+    volume2, header = medcodec.decompress("ct.mlc")            # all stored iterations
+    preview, _ = medcodec.decompress("ct.mlc", iterations=2)   # progressive: reads less
+    image = medcodec.read("ct.mlc"); medcodec.write(image, "ct2.mlc")
+    medcodec.info("ct.mlc")                                    # header only, no JAX
+
+The output keeps the input's dtype and intensity range; the window (min, max) is stored in
+the file. Slices go through one compiled function in fixed-size batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Callable
+
+import numpy as np
+
+from . import container, prep
+from .errors import InputError, ModelMismatchError
+from .imageio import Geometry
+
+Progress = Callable[[int], None]  # called with the number of slices just finished
+
+
+@dataclasses.dataclass
+class EncodeStats:
+    """What an encode cost and kept. bpp and ratio come from the bytes on disk."""
+
+    path: str
+    bytes: int
+    voxels: int
+    bpp: float
+    ratio: float
+    iterations: int
+    psnr: float
+    max_error: float
+    psnr_per_iteration: list[float]
+    model_id: str
+
+    def summary(self) -> str:
+        return (f"{self.path}: {self.bytes} bytes, {self.bpp:.3f} bpp, ratio {self.ratio:.1f}:1, "
+                f"PSNR {self.psnr:.2f} dB, max error {self.max_error:g} ({self.iterations} iterations)")
+
+
+def _slices(array: np.ndarray) -> np.ndarray:
+    return array.reshape((-1,) + array.shape[-2:])
+
+
+def _batches(n_slices: int, batch: int):
+    for start in range(0, n_slices, batch):
+        yield start, min(start + batch, n_slices)
+
+
+def _code_mask(cfg, gh: int, gw: int, hc: int, wc: int) -> np.ndarray:
+    f = cfg.factor
+    mask = np.zeros((1, hc // f, wc // f, 1), np.float32)
+    mask[:, :gh, :gw] = 1.0
+    return mask
+
+
+def _layout(cfg, height: int, width: int, n_slices: int):
+    """(coded height, coded width, code grid h, code grid w, batch size)."""
+    hc, wc = prep.coded_size(height, cfg.factor), prep.coded_size(width, cfg.factor)
+    gh, gw = prep.code_grid(height, cfg.factor), prep.code_grid(width, cfg.factor)
+    batch = min(prep.batch_size_for(hc, wc), 1 << max(n_slices - 1, 0).bit_length())
+    return hc, wc, gh, gw, batch
+
+
+def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
+             geometry: Geometry | None = None, metadata: dict[str, str] | None = None,
+             model_id: str | None = None, overwrite: bool = False,
+             progress: Progress | None = None) -> EncodeStats:
+    """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
+
+    ``iterations`` (1..model max) sets rate and quality: each iteration adds
+    ``bits / factor^2`` raw bits per pixel. Returns measured :class:`EncodeStats`.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from . import checkpoint
+    from .model import codec
+
+    array = prep.check_array(array)
+    model = checkpoint.load(model_id)
+    cfg = model.config
+    if not isinstance(iterations, (int, np.integer)) or not 1 <= iterations <= cfg.max_iterations:
+        raise InputError(f"iterations must be an integer from 1 to {cfg.max_iterations}, got {iterations!r}")
+    iterations = int(iterations)
+    geometry = geometry or Geometry.identity(array.ndim)
+    if len(geometry.spacing) != array.ndim:
+        raise InputError(f"geometry is {len(geometry.spacing)}-D but the image is {array.ndim}-D")
+    window = prep.window_of(array)
+    slices = _slices(array)
+    n, height, width = slices.shape
+    hc, wc, gh, gw, batch = _layout(cfg, height, width, n)
+    mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
+    pixel_mask = np.zeros((batch, hc, wc, 1), np.float32)
+    pixel_mask[:, :height, :width] = 1.0
+    params = jax.device_put(model.params)
+    recon = np.empty_like(slices)
+    packed: list[list[tuple[int, bytes]]] = []
+    sse = np.zeros(iterations)
+    for start, stop in _batches(n, batch):
+        x = prep.pad_slices(prep.normalise(slices[start:stop], window), hc, wc)
+        x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
+        codes, err, rec = codec.encode(params, jnp.asarray(x[..., None]), config=cfg, iterations=iterations,
+                                       code_mask=mask, pixel_mask=jnp.asarray(pixel_mask))
+        codes = np.asarray(codes)[:, : stop - start, :gh, :gw]
+        sse += np.asarray(err)[:, : stop - start].sum(axis=1)
+        recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
+                                             window, array.dtype.name)
+        for s in range(stop - start):
+            packed.append([container.pack_codes(codes[t, s]) for t in range(iterations)])
+        if progress:
+            progress(stop - start)
+    header = container.Header(
+        ndim=array.ndim, pixel_type=array.dtype.name, size=tuple(reversed(array.shape)),
+        spacing=tuple(geometry.spacing), origin=tuple(geometry.origin),
+        direction=tuple(geometry.direction), window=window, slices=n, height=height, width=width,
+        coded_height=hc, coded_width=wc, iterations=iterations, bits=cfg.bits,
+        model_id=model.model_id, metadata=dict(metadata or {}))
+    nbytes = container.write(path, header, packed, overwrite=overwrite)
+    decoded = recon.reshape(array.shape)
+    mse_norm = sse / array.size
+    per_iter = [10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse_norm]
+    return EncodeStats(
+        path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
+        ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
+        max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=per_iter,
+        model_id=model.model_id)
+
+
+def decompress(path: str | os.PathLike, iterations: int | None = None,
+               progress: Progress | None = None) -> tuple[np.ndarray, container.Header]:
+    """Decode a ``.mlc`` file; with ``iterations=k`` only the first k iterations are read.
+
+    Returns (array in numpy axis order with the original dtype, header).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from . import checkpoint
+    from .model import codec
+
+    with container.Reader(path) as reader:
+        h = reader.header
+        k = h.iterations if iterations is None else iterations
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= h.iterations:
+            raise InputError(f"iterations must be from 1 to {h.iterations} (stored in the file), got {k!r}")
+        model = checkpoint.load(h.model_id)
+        cfg = model.config
+        if cfg.bits != h.bits:
+            raise ModelMismatchError(f"model {h.model_id} has {cfg.bits} code channels, file says {h.bits}")
+        _, _, gh, gw, batch = _layout(cfg, h.height, h.width, h.slices)
+        hc, wc = h.coded_height, h.coded_width
+        if hc % cfg.factor or wc % cfg.factor or hc < h.height or wc < h.width:
+            raise InputError(f"{path}: coded size {hc}x{wc} does not fit the model")
+        mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
+        params = jax.device_put(model.params)
+        out = np.empty((h.slices, h.height, h.width), h.pixel_type)
+        for start, stop in _batches(h.slices, batch):
+            codes = np.zeros((k, batch, hc // cfg.factor, wc // cfg.factor, cfg.bits), np.int8)
+            for s in range(start, stop):
+                for t in range(k):
+                    coding, data = reader.read_codes(s, t)
+                    codes[t, s - start, :gh, :gw] = container.unpack_codes(coding, data, (gh, gw, cfg.bits))
+            rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask)
+            out[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, : h.height, : h.width, 0],
+                                               h.window, h.pixel_type)
+            if progress:
+                progress(stop - start)
+        if k == h.iterations:
+            reader.verify_end()
+    return out.reshape(tuple(reversed(h.size))), h
+
+
+def geometry_of(header: container.Header) -> Geometry:
+    return Geometry(tuple(header.spacing), tuple(header.origin), tuple(header.direction))
+
+
+def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
+    """Encode a SimpleITK image (geometry and metadata kept); kwargs as :func:`compress`."""
+    from .imageio import from_sitk
+
+    array, geometry, metadata = from_sitk(image)
+    metadata.update(kwargs.pop("metadata", None) or {})
+    return compress(array, path, geometry=geometry, metadata=metadata, **kwargs)
+
+
+def read(path: str | os.PathLike, iterations: int | None = None, progress: Progress | None = None):
+    """Decode a ``.mlc`` file to a SimpleITK image with its geometry and metadata."""
+    from .imageio import to_sitk
+
+    array, header = decompress(path, iterations, progress)
+    return to_sitk(array, geometry_of(header), header.metadata)
+
+
+def info(path: str | os.PathLike) -> dict:
+    """Header facts as a JSON-ready dict, without decoding (and without importing JAX)."""
+    h = container.read_header(path)
+    nbytes = os.path.getsize(path)
+    voxels = int(np.prod(h.size))
+    return {
+        "path": str(path), "format_version": "%d.%d" % h.version, "model_id": h.model_id,
+        "size": list(h.size), "spacing": list(h.spacing), "origin": list(h.origin),
+        "direction": list(h.direction), "pixel_type": h.pixel_type, "components": h.components,
+        "window": list(h.window), "slices": h.slices, "iterations": h.iterations,
+        "bytes": nbytes, "bpp": 8.0 * nbytes / voxels,
+        "ratio": voxels * np.dtype(h.pixel_type).itemsize / nbytes, "metadata": h.metadata,
+    }

@@ -1,0 +1,390 @@
+"""The ``.mlc`` container, format version 1 (the one place that defines it).
+
+Layout (all integers little-endian)::
+
+    file   = magic(8) version_major(u16) version_minor(u16) chunk* END
+    magic  = 89 'M' 'L' 'C' 0D 0A 1A 0A
+    chunk  = type(4 ASCII) length(u64) payload(length) crc32(u32)
+
+The CRC32 covers type, length and payload. A chunk type whose first letter is upper-case
+is *required*: a reader that does not know it must refuse the file (it needs a newer
+medcodec). Lower-case first letter: *optional*, skipped when unknown. Chunks of v1, in
+file order:
+
+``HEAD`` (required) header, fixed layout, readable without decoding any pixel::
+
+    u8  ndim (2..4)       u8 pixel type (PIXEL_TYPES)   u8 components (1)   u8 reserved
+    u64 size[4]           (x, y, z, t as in SimpleITK; unused entries 1)
+    f64 spacing[4]        f64 origin[4]        f64 direction[16] (row-major ndim x ndim)
+    f64 window_lo         f64 window_hi        (intensity window mapped to [-0.5, 0.5])
+    u32 slices            u32 height   u32 width   (coded 2D slices and their size)
+    u32 coded_height      u32 coded_width          (padded to the model's stride)
+    u16 iterations        u16 bits                 (iterations stored, code channels)
+    u16 model_id length   model_id (UTF-8), e.g. ``tiny-1a2b3c4d``
+
+``META`` (required) metadata dictionary: u32 count, then count x
+(u32 key length, key UTF-8, u32 value length, value UTF-8).
+
+``INDX`` (required) one entry per (slice, iteration), slice-major:
+u64 offset of the CODE chunk from the start of the file, u32 its payload length.
+
+``CODE`` (required) u32 slice, u16 iteration, u8 coding, then the codes of that slice and
+iteration: coding 0 = ``numpy.packbits`` of (codes > 0) in (h, w, bits) C order; coding 1 =
+the same, zlib-deflated. A reader decodes the first k iterations of any slice by reading
+only those chunks (progressive decoding).
+
+``END `` (required, empty) marks a complete file; nothing may follow it.
+
+Later versions may add chunks and fields but keep every v1 file readable: a v1.x reader
+reads any 1.y file whose required chunks it knows; a major version bump is refused with a
+message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+import numpy as np
+
+from .errors import ContainerError, TruncatedFileError, UnsupportedVersionError, WriteError
+
+MAGIC = b"\x89MLC\r\n\x1a\n"
+VERSION = (1, 0)
+PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
+               7: "float32", 8: "float64"}
+PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}
+KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END "}
+CODING_RAW, CODING_ZLIB = 0, 1
+
+_CHUNK = struct.Struct("<4sQ")
+_CRC = struct.Struct("<I")
+_HEAD_FIXED = struct.Struct("<BBBB4Q4d4d16d2d5I2H")
+_INDEX_ENTRY = struct.Struct("<QI")
+_CODE_PREFIX = struct.Struct("<IHB")
+
+
+@dataclasses.dataclass
+class Header:
+    """Everything about a ``.mlc`` file that is known without decoding pixels."""
+
+    ndim: int
+    pixel_type: str
+    size: tuple[int, ...]           # SimpleITK order (x, y[, z[, t]])
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]    # ndim*ndim, row-major
+    window: tuple[float, float]
+    slices: int
+    height: int
+    width: int
+    coded_height: int
+    coded_width: int
+    iterations: int
+    bits: int
+    model_id: str
+    components: int = 1
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    version: tuple[int, int] = VERSION
+
+    def code_shape(self, factor: int) -> tuple[int, int, int]:
+        """(h, w, bits) of one slice's codes for a model of stride ``factor``."""
+        return self.coded_height // factor, self.coded_width // factor, self.bits
+
+
+def _pad4(values: Iterable[float], fill: float, n: int = 4) -> list:
+    v = list(values)
+    return v + [fill] * (n - len(v))
+
+
+def _encode_header(h: Header) -> bytes:
+    if not 2 <= h.ndim <= 4:
+        raise ContainerError(f"ndim must be 2..4, got {h.ndim}")
+    direction = np.eye(4)
+    direction[: h.ndim, : h.ndim] = np.asarray(h.direction, dtype=np.float64).reshape(h.ndim, h.ndim)
+    mid = h.model_id.encode("utf-8")
+    fixed = _HEAD_FIXED.pack(
+        h.ndim, PIXEL_CODES[h.pixel_type], h.components, 0,
+        *_pad4(h.size, 1), *_pad4(h.spacing, 1.0), *_pad4(h.origin, 0.0), *direction.ravel(),
+        float(h.window[0]), float(h.window[1]),
+        h.slices, h.height, h.width, h.coded_height, h.coded_width, h.iterations, h.bits,
+    )
+    return fixed + struct.pack("<H", len(mid)) + mid
+
+
+def _decode_header(payload: bytes) -> Header:
+    n = _HEAD_FIXED.size
+    if len(payload) < n + 2:
+        raise ContainerError("HEAD chunk too short")
+    v = _HEAD_FIXED.unpack_from(payload)
+    ndim, ptype, comps = v[0], v[1], v[2]
+    if not 2 <= ndim <= 4 or ptype not in PIXEL_TYPES:
+        raise ContainerError(f"HEAD chunk has invalid ndim {ndim} or pixel type {ptype}")
+    size, spacing, origin = v[4:8], v[8:12], v[12:16]
+    direction = np.asarray(v[16:32]).reshape(4, 4)[:ndim, :ndim]
+    (mlen,) = struct.unpack_from("<H", payload, n)
+    if len(payload) != n + 2 + mlen:
+        raise ContainerError("HEAD chunk length does not match its model id")
+    try:
+        model_id = payload[n + 2 :].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ContainerError("HEAD chunk has an invalid model id") from e
+    return Header(
+        ndim=ndim, pixel_type=PIXEL_TYPES[ptype], components=comps,
+        size=tuple(int(s) for s in size[:ndim]), spacing=tuple(spacing[:ndim]),
+        origin=tuple(origin[:ndim]), direction=tuple(direction.ravel().tolist()),
+        window=(v[32], v[33]), slices=v[34], height=v[35], width=v[36],
+        coded_height=v[37], coded_width=v[38], iterations=v[39], bits=v[40], model_id=model_id,
+    )
+
+
+def _encode_meta(meta: dict[str, str]) -> bytes:
+    out = [struct.pack("<I", len(meta))]
+    for k, val in meta.items():
+        kb, vb = str(k).encode("utf-8"), str(val).encode("utf-8")
+        out += [struct.pack("<I", len(kb)), kb, struct.pack("<I", len(vb)), vb]
+    return b"".join(out)
+
+
+def _decode_meta(payload: bytes) -> dict[str, str]:
+    try:
+        (count,) = struct.unpack_from("<I", payload)
+        pos, meta = 4, {}
+        for _ in range(count):
+            parts = []
+            for _ in range(2):
+                (n,) = struct.unpack_from("<I", payload, pos)
+                if pos + 4 + n > len(payload):
+                    raise ContainerError("META chunk entry overruns the chunk")
+                parts.append(payload[pos + 4 : pos + 4 + n].decode("utf-8"))
+                pos += 4 + n
+            meta[parts[0]] = parts[1]
+    except (struct.error, UnicodeDecodeError) as e:
+        raise ContainerError("META chunk is malformed") from e
+    if pos != len(payload):
+        raise ContainerError("META chunk has trailing bytes")
+    return meta
+
+
+def _chunk(ctype: bytes, payload: bytes) -> bytes:
+    head = _CHUNK.pack(ctype, len(payload))
+    return head + payload + _CRC.pack(zlib.crc32(head + payload))
+
+
+def pack_codes(codes: np.ndarray) -> tuple[int, bytes]:
+    """(h, w, bits) array of +-1 -> (coding, bytes); deflate only where it pays."""
+    raw = np.packbits(np.asarray(codes) > 0).tobytes()
+    deflated = zlib.compress(raw, 9)
+    return (CODING_ZLIB, deflated) if len(deflated) < len(raw) else (CODING_RAW, raw)
+
+
+def unpack_codes(coding: int, data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: int8 +-1 array of ``shape``."""
+    n = int(np.prod(shape))
+    if coding == CODING_ZLIB:
+        try:
+            data = zlib.decompress(data)
+        except zlib.error as e:
+            raise ContainerError("CODE chunk does not inflate") from e
+    elif coding != CODING_RAW:
+        raise UnsupportedVersionError(f"CODE chunk uses unknown coding {coding}; upgrade medcodec")
+    if len(data) != (n + 7) // 8:
+        raise ContainerError("CODE chunk holds the wrong number of bits for its slice")
+    bits = np.unpackbits(np.frombuffer(data, np.uint8), count=n)
+    return (bits.astype(np.int8) * 2 - 1).reshape(shape)
+
+
+def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: bool = False) -> None:
+    """Write ``parts`` to a temporary file beside ``path``, fsync, then rename onto it.
+
+    Without ``overwrite`` an existing ``path`` is never replaced. No partial file remains
+    at ``path`` or beside it if anything fails.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise WriteError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise WriteError(f"output folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for p in parts:
+                f.write(p)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            # link() fails if path appeared meanwhile: never clobber a file we did not own
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise WriteError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+            except OSError:
+                os.replace(tmp, path)  # filesystems without hard links
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(f"could not write {path}: {e.strerror or e}") from e
+        raise
+
+
+def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite: bool = False) -> int:
+    """Write a v1 file. ``codes[s][t]`` = (coding, data) of slice s, iteration t.
+
+    Returns the file size in bytes.
+    """
+    if len(codes) != header.slices or any(len(c) != header.iterations for c in codes):
+        raise ContainerError("codes do not match the header's slice and iteration counts")
+    head = _chunk(b"HEAD", _encode_header(header))
+    meta = _chunk(b"META", _encode_meta(header.metadata))
+    n_entries = header.slices * header.iterations
+    index_len = _CHUNK.size + 4 + _INDEX_ENTRY.size * n_entries + _CRC.size
+    offset = len(MAGIC) + 4 + len(head) + len(meta) + index_len
+    entries, bodies = [], []
+    for s, per_slice in enumerate(codes):
+        for t, (coding, data) in enumerate(per_slice):
+            body = _chunk(b"CODE", _CODE_PREFIX.pack(s, t, coding) + data)
+            entries.append(_INDEX_ENTRY.pack(offset, len(body) - _CHUNK.size - _CRC.size))
+            bodies.append(body)
+            offset += len(body)
+    index = _chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
+    parts = [MAGIC, struct.pack("<HH", *VERSION), head, meta, index, *bodies, _chunk(b"END ", b"")]
+    atomic_write(path, parts, overwrite=overwrite)
+    return sum(len(p) for p in parts)
+
+
+class Reader:
+    """Random access to a ``.mlc`` file: header, metadata, and any (slice, iteration) codes.
+
+    Opening reads and verifies only the header, metadata and index chunks.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self._f: BinaryIO = open(self.path, "rb")
+        except OSError as e:
+            from .errors import ReadError
+
+            raise ReadError(f"cannot open {self.path}: {e.strerror or e}") from e
+        try:
+            self._open()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def _read_exact(self, n: int, what: str) -> bytes:
+        data = self._f.read(n)
+        if len(data) != n:
+            raise TruncatedFileError(f"{self.path.name}: file ends inside the {what}; it is truncated")
+        return data
+
+    def _read_chunk(self) -> tuple[bytes, bytes]:
+        ctype, length = _CHUNK.unpack(self._read_exact(_CHUNK.size, "chunk header"))
+        if length > self.file_size:
+            raise TruncatedFileError(f"{self.path.name}: chunk {ctype!r} claims {length} bytes, "
+                                     f"more than the file holds; it is truncated or corrupted")
+        payload = self._read_exact(length, f"chunk {ctype!r}")
+        (crc,) = _CRC.unpack(self._read_exact(_CRC.size, "chunk checksum"))
+        if zlib.crc32(_CHUNK.pack(ctype, length) + payload) != crc:
+            raise ContainerError(f"{self.path.name}: checksum mismatch in chunk {ctype!r}; "
+                                 "the file is corrupted")
+        return ctype, payload
+
+    def _open(self) -> None:
+        self.file_size = os.fstat(self._f.fileno()).st_size
+        magic = self._f.read(len(MAGIC))
+        if magic != MAGIC:
+            if len(magic) < len(MAGIC) and MAGIC.startswith(magic):
+                raise TruncatedFileError(f"{self.path.name}: file is truncated")
+            raise ContainerError(f"{self.path.name} is not a .mlc file (bad magic bytes)")
+        major, minor = struct.unpack("<HH", self._read_exact(4, "version"))
+        if major != VERSION[0]:
+            raise UnsupportedVersionError(
+                f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
+                f"version {VERSION[0]}.x: upgrade medcodec")
+        self.version = (major, minor)
+        header = meta = index = None
+        while index is None:
+            ctype, payload = self._read_chunk()
+            if ctype == b"HEAD":
+                header = _decode_header(payload)
+            elif ctype == b"META":
+                meta = _decode_meta(payload)
+            elif ctype == b"INDX":
+                index = payload
+            elif ctype[:1].isupper() or ctype in KNOWN_REQUIRED:
+                raise UnsupportedVersionError(
+                    f"{self.path.name} needs chunk {ctype!r} that this medcodec does not know; "
+                    "upgrade medcodec")
+            # unknown optional chunk: skipped
+        if header is None or meta is None:
+            raise ContainerError(f"{self.path.name}: HEAD or META chunk missing before INDX")
+        header.metadata = meta
+        header.version = self.version
+        self.header = header
+        self._data_start = self._f.tell()
+        self._parse_index(index)
+
+    def _parse_index(self, payload: bytes) -> None:
+        h = self.header
+        if len(payload) < 4:
+            raise ContainerError(f"{self.path.name}: INDX chunk too short")
+        (n,) = struct.unpack_from("<I", payload)
+        if n != h.slices * h.iterations or len(payload) != 4 + n * _INDEX_ENTRY.size:
+            raise ContainerError(f"{self.path.name}: index size does not match the header")
+        arr = np.frombuffer(payload, dtype=np.dtype([("off", "<u8"), ("len", "<u4")]), offset=4)
+        self._index = arr.reshape(h.slices, h.iterations) if n else arr.reshape(h.slices, h.iterations)
+        expected = self._data_start
+        for off, ln in zip(arr["off"].tolist(), arr["len"].tolist()):
+            if off != expected:
+                raise ContainerError(f"{self.path.name}: index offsets are inconsistent")
+            expected = off + _CHUNK.size + ln + _CRC.size
+        self._end_offset = expected
+
+    def read_codes(self, slice_index: int, iteration: int) -> tuple[int, bytes]:
+        """(coding, data) of one slice and iteration, checksum verified."""
+        off, ln = self._index[slice_index, iteration]
+        self._f.seek(int(off))
+        ctype, payload = self._read_chunk()
+        if ctype != b"CODE" or len(payload) != ln:
+            raise ContainerError(f"{self.path.name}: index points to a wrong chunk")
+        s, t, coding = _CODE_PREFIX.unpack_from(payload)
+        if (s, t) != (slice_index, iteration):
+            raise ContainerError(f"{self.path.name}: CODE chunk is out of place")
+        return coding, payload[_CODE_PREFIX.size :]
+
+    def verify_end(self) -> None:
+        """Check the END chunk and that nothing follows it (called after a full read)."""
+        self._f.seek(self._end_offset)
+        ctype, payload = self._read_chunk()
+        if ctype != b"END " or payload:
+            raise ContainerError(f"{self.path.name}: END chunk missing; file is incomplete")
+        if self._f.tell() != self.file_size:
+            raise ContainerError(f"{self.path.name}: unexpected bytes after the END chunk")
+
+
+def read_header(path) -> Header:
+    """Header and metadata of a ``.mlc`` file, without touching the codes."""
+    with Reader(path) as r:
+        return r.header

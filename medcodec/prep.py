@@ -1,0 +1,97 @@
+"""Numpy-side preparation: intensity window, slicing, padding to the network's stride and
+to a few shape buckets, and quality metrics.
+
+Shapes: a volume is (Z, Y, X) (numpy order of a SimpleITK 3D image), a 2D image (Y, X),
+a 4D series (T, Z, Y, X); the codec codes 2D slices (S, Y, X) with S = product of the
+leading axes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import InputError, UnsupportedPixelTypeError
+
+SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def check_array(array: np.ndarray) -> np.ndarray:
+    """Validate an input image; returns it as a numpy array."""
+    array = np.asarray(array)
+    if array.dtype.name not in SUPPORTED_DTYPES:
+        raise UnsupportedPixelTypeError(
+            f"pixel type {array.dtype} is not supported; use one of {', '.join(SUPPORTED_DTYPES)} "
+            "(vector/RGB images must be split into scalar channels first)")
+    if not 2 <= array.ndim <= 4:
+        raise InputError(f"expected a 2D, 3D or 4D grayscale image, got {array.ndim} dimensions")
+    if array.size == 0:
+        raise InputError("image is empty")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise InputError("image contains NaN or Inf values; replace them (e.g. numpy.nan_to_num) before encoding")
+    return array
+
+
+def window_of(array: np.ndarray) -> tuple[float, float]:
+    """The intensity window [min, max] of a volume, stored in the file."""
+    return float(array.min()), float(array.max())
+
+
+def normalise(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Map window to [-0.5, 0.5] as float32 (a constant image maps to -0.5)."""
+    lo, hi = window
+    scale = 1.0 / (hi - lo) if hi > lo else 0.0
+    return ((array.astype(np.float64) - lo) * scale - 0.5).astype(np.float32)
+
+
+def denormalise(x: np.ndarray, window: tuple[float, float], dtype: str) -> np.ndarray:
+    """Inverse of :func:`normalise`, clipped to the window, rounded for integer types."""
+    lo, hi = window
+    out = np.clip((x.astype(np.float64) + 0.5) * (hi - lo) + lo, lo, hi)
+    if np.dtype(dtype).kind in "iu":
+        out = np.rint(out)
+    return out.astype(dtype)
+
+
+def coded_size(n: int, factor: int) -> int:
+    """Network input size along one axis: a multiple of ``factor``, rounded up to a bucket
+    (multiples of 32 up to 256, of 64 above) so that few shapes get compiled."""
+    n = max(n, 1)
+    step = 32 if n <= 256 else 64
+    step = max(step, factor) if step % factor == 0 else factor
+    return math.ceil(n / step) * step
+
+
+def code_grid(n: int, factor: int) -> int:
+    """Code positions stored along one axis for ``n`` pixels."""
+    return math.ceil(max(n, 1) / factor)
+
+
+def pad_slices(slices: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(S, Y, X) -> (S, height, width) by edge replication."""
+    s, y, x = slices.shape
+    return np.pad(slices, ((0, 0), (0, height - y), (0, width - x)), mode="edge")
+
+
+def batch_size_for(height: int, width: int, budget_pixels: int = 4 * 512 * 512) -> int:
+    """Slices per compiled batch: a power of two keeping a batch near ``budget_pixels``."""
+    n = max(1, budget_pixels // (height * width))
+    return 1 << (n.bit_length() - 1)
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float | None = None) -> float:
+    """PSNR in dB with peak = the reference's max - min (its own dynamic range) by default."""
+    ref = reference.astype(np.float64)
+    mse = float(np.mean((ref - test.astype(np.float64)) ** 2))
+    if peak is None:
+        peak = float(ref.max() - ref.min())
+    if mse == 0:
+        return math.inf
+    if peak <= 0:
+        return -math.inf
+    return 10 * math.log10(peak * peak / mse)
+
+
+def max_abs_error(reference: np.ndarray, test: np.ndarray) -> float:
+    return float(np.max(np.abs(reference.astype(np.float64) - test.astype(np.float64))))
