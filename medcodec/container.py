@@ -2,8 +2,8 @@
 
 Layout (all integers little-endian)::
 
-    file   = magic(8) version_major(u16) version_minor(u16) chunk* END
-    magic  = 89 'M' 'L' 'C' 0D 0A 1A 0A
+    file   = magic(8) version_major(u16) version_minor(u16) crc32(u32) chunk* END
+    magic  = 89 'M' 'L' 'C' 0D 0A 1A 0A      (crc32 covers magic and version)
     chunk  = type(4 ASCII) length(u64) payload(length) crc32(u32)
 
 The CRC32 covers type, length and payload. A chunk type whose first letter is upper-case
@@ -28,12 +28,15 @@ file order:
 ``INDX`` (required) one entry per (slice, iteration), slice-major:
 u64 offset of the CODE chunk from the start of the file, u32 its payload length.
 
+Index offsets are absolute, strictly increasing and point past the INDX chunk (a later
+version may place optional chunks between CODE chunks; they are skipped).
+
 ``CODE`` (required) u32 slice, u16 iteration, u8 coding, then the codes of that slice and
 iteration: coding 0 = ``numpy.packbits`` of (codes > 0) in (h, w, bits) C order; coding 1 =
 the same, zlib-deflated. A reader decodes the first k iterations of any slice by reading
 only those chunks (progressive decoding).
 
-``END `` (required, empty) marks a complete file; nothing may follow it.
+``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
 Later versions may add chunks and fields but keep every v1 file readable: a v1.x reader
 reads any 1.y file whose required chunks it knows; a major version bump is refused with a
@@ -171,6 +174,15 @@ def _decode_meta(payload: bytes) -> dict[str, str]:
     return meta
 
 
+_PREAMBLE_SIZE = len(MAGIC) + 8
+_END_CHUNK = _CHUNK.pack(b"END ", 0) + _CRC.pack(zlib.crc32(_CHUNK.pack(b"END ", 0)))
+
+
+def _preamble(major: int, minor: int) -> bytes:
+    head = MAGIC + struct.pack("<HH", major, minor)
+    return head + _CRC.pack(zlib.crc32(head))
+
+
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     head = _CHUNK.pack(ctype, len(payload))
     return head + payload + _CRC.pack(zlib.crc32(head + payload))
@@ -213,6 +225,9 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
         raise WriteError(f"output folder {parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             for p in parts:
                 f.write(p)
@@ -250,7 +265,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
     meta = _chunk(b"META", _encode_meta(header.metadata))
     n_entries = header.slices * header.iterations
     index_len = _CHUNK.size + 4 + _INDEX_ENTRY.size * n_entries + _CRC.size
-    offset = len(MAGIC) + 4 + len(head) + len(meta) + index_len
+    offset = _PREAMBLE_SIZE + len(head) + len(meta) + index_len
     entries, bodies = [], []
     for s, per_slice in enumerate(codes):
         for t, (coding, data) in enumerate(per_slice):
@@ -259,7 +274,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
             bodies.append(body)
             offset += len(body)
     index = _chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
-    parts = [MAGIC, struct.pack("<HH", *VERSION), head, meta, index, *bodies, _chunk(b"END ", b"")]
+    parts = [_preamble(*VERSION), head, meta, index, *bodies, _END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
 
@@ -318,7 +333,12 @@ class Reader:
             if len(magic) < len(MAGIC) and MAGIC.startswith(magic):
                 raise TruncatedFileError(f"{self.path.name}: file is truncated")
             raise ContainerError(f"{self.path.name} is not a .mlc file (bad magic bytes)")
-        major, minor = struct.unpack("<HH", self._read_exact(4, "version"))
+        version = self._read_exact(4, "version")
+        (crc,) = _CRC.unpack(self._read_exact(4, "version checksum"))
+        if zlib.crc32(magic + version) != crc:
+            raise ContainerError(f"{self.path.name}: checksum mismatch in the format version; "
+                                 "the file is corrupted")
+        major, minor = struct.unpack("<HH", version)
         if major != VERSION[0]:
             raise UnsupportedVersionError(
                 f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
@@ -354,13 +374,15 @@ class Reader:
         if n != h.slices * h.iterations or len(payload) != 4 + n * _INDEX_ENTRY.size:
             raise ContainerError(f"{self.path.name}: index size does not match the header")
         arr = np.frombuffer(payload, dtype=np.dtype([("off", "<u8"), ("len", "<u4")]), offset=4)
-        self._index = arr.reshape(h.slices, h.iterations) if n else arr.reshape(h.slices, h.iterations)
-        expected = self._data_start
+        self._index = arr.reshape(h.slices, h.iterations)
+        end = self._data_start
         for off, ln in zip(arr["off"].tolist(), arr["len"].tolist()):
-            if off != expected:
+            if off < end:
                 raise ContainerError(f"{self.path.name}: index offsets are inconsistent")
-            expected = off + _CHUNK.size + ln + _CRC.size
-        self._end_offset = expected
+            end = off + _CHUNK.size + ln + _CRC.size
+        if end > self.file_size:
+            raise TruncatedFileError(f"{self.path.name}: index points past the end of the file; "
+                                     "it is truncated")
 
     def read_codes(self, slice_index: int, iteration: int) -> tuple[int, bytes]:
         """(coding, data) of one slice and iteration, checksum verified."""
@@ -375,14 +397,14 @@ class Reader:
         return coding, payload[_CODE_PREFIX.size :]
 
     def verify_end(self) -> None:
-        """Check the END chunk and that nothing follows it (called after a full read)."""
-        self._f.seek(self._end_offset)
-        ctype, payload = self._read_chunk()
-        if ctype != b"END " or payload:
-            raise ContainerError(f"{self.path.name}: END chunk missing; file is incomplete")
-        if self._f.tell() != self.file_size:
-            raise ContainerError(f"{self.path.name}: unexpected bytes after the END chunk")
-
+        """Check that the file ends with the END chunk (called after a full read)."""
+        end_size = _CHUNK.size + _CRC.size
+        if self.file_size < self._data_start + end_size:
+            raise TruncatedFileError(f"{self.path.name}: END chunk missing; the file is truncated")
+        self._f.seek(self.file_size - end_size)
+        if self._f.read(end_size) != _END_CHUNK:
+            raise TruncatedFileError(f"{self.path.name}: END chunk missing; the file is truncated "
+                                     "or has bytes after its end")
 
 def read_header(path) -> Header:
     """Header and metadata of a ``.mlc`` file, without touching the codes."""

@@ -1,0 +1,131 @@
+"""Library API with a tiny random model: dtypes, dimensions, geometry, progressive decoding,
+rate accounting and errors. (Quality is tested with the shipped model in test_end_to_end.)"""
+
+import os
+
+import numpy as np
+import pytest
+
+import medcodec
+from medcodec import checkpoint, prep
+from medcodec.errors import InputError, MedcodecError, ModelMismatchError, WriteError
+from medcodec.imageio import Geometry
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    checkpoint.load.cache_clear()
+    yield
+    checkpoint.load.cache_clear()
+
+
+@pytest.mark.parametrize("dtype,lo,hi", [("int16", -1024, 3071), ("uint16", 0, 65535),
+                                         ("uint8", 0, 255), ("float32", -1.5, 2.5)])
+def test_round_trip_keeps_dtype_shape_and_range(tmp_path, tiny_model_id, rng, dtype, lo, hi):
+    if dtype == "float32":
+        a = rng.uniform(lo, hi, (3, 21, 37)).astype(dtype)
+    else:
+        a = rng.integers(lo, hi, (3, 21, 37), endpoint=True).astype(dtype)
+    stats = medcodec.compress(a, tmp_path / "a.mlc", iterations=2, model_id=tiny_model_id)
+    out, header = medcodec.decompress(tmp_path / "a.mlc")
+    assert out.dtype == a.dtype and out.shape == a.shape
+    assert out.min() >= a.min() and out.max() <= a.max()
+    assert stats.bytes == os.path.getsize(tmp_path / "a.mlc")
+    assert stats.bpp == pytest.approx(8 * stats.bytes / a.size)
+    assert stats.psnr == pytest.approx(prep.psnr(a, out), abs=1e-6)
+    assert header.pixel_type == dtype and header.window == (float(a.min()), float(a.max()))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (40, 33), (2, 17, 19), (2, 3, 16, 20)])
+def test_dimensions_and_odd_sizes(tmp_path, tiny_model_id, rng, shape):
+    a = rng.integers(0, 4095, shape).astype(np.uint16)
+    medcodec.compress(a, tmp_path / "a.mlc", iterations=1, model_id=tiny_model_id)
+    out, header = medcodec.decompress(tmp_path / "a.mlc")
+    assert out.shape == a.shape
+    assert header.size == tuple(reversed(shape)) and header.ndim == len(shape)
+
+
+def test_geometry_and_metadata_are_kept_exactly(tmp_path, tiny_model_id, rng):
+    a = rng.integers(-1000, 1000, (4, 20, 24)).astype(np.int16)
+    g = Geometry((0.7031250001, 0.7031250001, 2.5), (-180.123456789, -90.5, 1234.75),
+                 (0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
+    meta = {"0010|0010": "Anon^Patient", "0008|0060": "CT"}
+    medcodec.compress(a, tmp_path / "a.mlc", iterations=1, geometry=g, metadata=meta, model_id=tiny_model_id)
+    image = medcodec.read(tmp_path / "a.mlc")
+    assert image.GetSpacing() == g.spacing
+    assert image.GetOrigin() == g.origin
+    assert image.GetDirection() == g.direction
+    assert {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()} == meta
+    assert image.GetPixelIDTypeAsString() == "16-bit signed integer"
+
+
+def test_progressive_prefix_equals_shorter_encode_and_rate_grows(tmp_path, tiny_model_id, rng):
+    a = rng.integers(0, 1000, (3, 40, 50)).astype(np.int16)
+    big = medcodec.compress(a, tmp_path / "k4.mlc", iterations=4, model_id=tiny_model_id)
+    prev_bytes = 0
+    for k in (1, 2, 3):
+        small = medcodec.compress(a, tmp_path / f"k{k}.mlc", iterations=k, model_id=tiny_model_id)
+        assert prev_bytes < small.bytes < big.bytes
+        prev_bytes = small.bytes
+        prefix, h = medcodec.decompress(tmp_path / "k4.mlc", iterations=k)
+        full, _ = medcodec.decompress(tmp_path / f"k{k}.mlc")
+        np.testing.assert_array_equal(prefix, full)
+        assert h.iterations == 4
+
+
+def test_sitk_image_round_trip(tmp_path, tiny_model_id, ct_small_path):
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(ct_small_path))
+    medcodec.write(img, tmp_path / "ct.mlc", iterations=2, model_id=tiny_model_id)
+    out = medcodec.read(tmp_path / "ct.mlc")
+    assert out.GetSize() == img.GetSize() and out.GetSpacing() == img.GetSpacing()
+    assert out.GetOrigin() == img.GetOrigin() and out.GetDirection() == img.GetDirection()
+    assert out.GetPixelID() == img.GetPixelID()
+    assert out.GetMetaData("0008|0060") == img.GetMetaData("0008|0060")
+
+
+def test_info_needs_no_decoding(tmp_path, tiny_model_id, rng):
+    a = rng.integers(0, 255, (2, 20, 30)).astype(np.uint8)
+    s = medcodec.compress(a, tmp_path / "a.mlc", iterations=3, model_id=tiny_model_id)
+    facts = medcodec.info(tmp_path / "a.mlc")
+    assert facts["size"] == [30, 20, 2] and facts["iterations"] == 3
+    assert facts["model_id"] == tiny_model_id and facts["bytes"] == s.bytes
+    assert facts["pixel_type"] == "uint8"
+
+
+def test_errors(tmp_path, tiny_model_id, rng):
+    a = rng.integers(0, 255, (20, 30)).astype(np.uint8)
+    with pytest.raises(InputError, match="iterations"):
+        medcodec.compress(a, tmp_path / "a.mlc", iterations=99, model_id=tiny_model_id)
+    with pytest.raises(InputError, match="NaN"):
+        medcodec.compress(np.full((8, 8), np.nan, np.float32), tmp_path / "n.mlc", model_id=tiny_model_id)
+    assert not (tmp_path / "n.mlc").exists()
+    medcodec.compress(a, tmp_path / "a.mlc", iterations=1, model_id=tiny_model_id)
+    with pytest.raises(WriteError, match="exists"):
+        medcodec.compress(a, tmp_path / "a.mlc", iterations=2, model_id=tiny_model_id)
+    with pytest.raises(InputError, match="from 1 to 1"):
+        medcodec.decompress(tmp_path / "a.mlc", iterations=2)
+    with pytest.raises(ModelMismatchError, match="not installed"):
+        medcodec.compress(a, tmp_path / "b.mlc", model_id="nonexistent-12345678")
+
+
+def test_unknown_model_in_file(tmp_path, tiny_model_id, rng, monkeypatch):
+    a = rng.integers(0, 255, (20, 30)).astype(np.uint8)
+    medcodec.compress(a, tmp_path / "a.mlc", iterations=1, model_id=tiny_model_id)
+    monkeypatch.setenv("MEDCODEC_CHECKPOINTS", str(tmp_path / "empty"))
+    checkpoint.load.cache_clear()
+    with pytest.raises(ModelMismatchError, match=tiny_model_id):
+        medcodec.decompress(tmp_path / "a.mlc")
+
+
+def test_corrupted_file_never_decodes(tmp_path, tiny_model_id, rng):
+    a = rng.integers(0, 255, (2, 20, 30)).astype(np.uint8)
+    medcodec.compress(a, tmp_path / "a.mlc", iterations=2, model_id=tiny_model_id)
+    data = bytearray((tmp_path / "a.mlc").read_bytes())
+    for i in range(0, len(data), 7):
+        bad = bytearray(data)
+        bad[i] ^= 0x01
+        (tmp_path / "b.mlc").write_bytes(bytes(bad))
+        with pytest.raises(MedcodecError):
+            medcodec.decompress(tmp_path / "b.mlc")

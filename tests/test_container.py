@@ -1,0 +1,222 @@
+"""The .mlc v1 container: round trip, golden bytes, truncation, corruption, versions."""
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medcodec import container
+from medcodec.errors import (ContainerError, MedcodecError, TruncatedFileError,
+                             UnsupportedVersionError, WriteError)
+
+GOLDEN = Path(__file__).parent / "data" / "golden_v1.mlc"
+
+
+def make_header(slices=2, iterations=3, bits=4, gh=2, gw=3) -> container.Header:
+    return container.Header(
+        ndim=3, pixel_type="int16", size=(40, 30, slices), spacing=(0.5, 0.75, 2.5),
+        origin=(-10.0, 20.0, 5.5), direction=(1.0, 0, 0, 0, 0, -1.0, 0, 1.0, 0),
+        window=(-1024.0, 3071.0), slices=slices, height=30, width=40, coded_height=32,
+        coded_width=64, iterations=iterations, bits=bits, model_id="test-00000000",
+        metadata={"0008|0060": "CT", "note": "µ-ünïcode"})
+
+
+def make_codes(h: container.Header, gh=2, gw=3, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = rng.choice(np.array([-1, 1], np.int8), size=(h.slices, h.iterations, gh, gw, h.bits))
+    arrays[0, 0] = 1  # a constant chunk, which deflates
+    packed = [[container.pack_codes(arrays[s, t]) for t in range(h.iterations)] for s in range(h.slices)]
+    return arrays, packed
+
+
+def write_sample(path: Path) -> np.ndarray:
+    h = make_header()
+    arrays, packed = make_codes(h)
+    container.write(path, h, packed)
+    return arrays
+
+
+def test_round_trip(tmp_path):
+    p = tmp_path / "a.mlc"
+    arrays = write_sample(p)
+    with container.Reader(p) as r:
+        h = r.header
+        assert (h.size, h.spacing, h.origin) == ((40, 30, 2), (0.5, 0.75, 2.5), (-10.0, 20.0, 5.5))
+        assert h.direction == (1.0, 0, 0, 0, 0, -1.0, 0, 1.0, 0)
+        assert h.metadata == {"0008|0060": "CT", "note": "µ-ünïcode"}
+        assert h.window == (-1024.0, 3071.0) and h.model_id == "test-00000000"
+        for s in range(2):
+            for t in range(3):
+                coding, data = r.read_codes(s, t)
+                np.testing.assert_array_equal(container.unpack_codes(coding, data, (2, 3, 4)), arrays[s, t])
+        r.verify_end()
+    assert container.read_header(p).slices == 2
+
+
+def test_constant_chunk_is_deflated():
+    coding, data = container.pack_codes(np.ones((16, 16, 32), np.int8))
+    assert coding == container.CODING_ZLIB and len(data) < 16 * 16 * 32 // 8
+
+
+def test_golden_file_bytes_and_contents(tmp_path):
+    """The v1 byte layout is frozen: this version writes exactly the committed golden file,
+    and the golden file reads back to the known header and codes."""
+    p = tmp_path / "g.mlc"
+    arrays = write_sample(p)
+    assert p.read_bytes() == GOLDEN.read_bytes(), "v1 layout changed: files would not stay compatible"
+    with container.Reader(GOLDEN) as r:
+        assert r.header.size == (40, 30, 2)
+        coding, data = r.read_codes(1, 2)
+        np.testing.assert_array_equal(container.unpack_codes(coding, data, (2, 3, 4)), arrays[1, 2])
+
+
+def test_golden_file_starts_with_documented_layout():
+    b = GOLDEN.read_bytes()
+    assert b[:8] == b"\x89MLC\r\n\x1a\n"
+    assert struct.unpack("<HH", b[8:12]) == (1, 0)
+    assert struct.unpack("<I", b[12:16])[0] == zlib.crc32(b[:12])
+    assert b[16:20] == b"HEAD"
+    assert b[-16:-12] == b"END " and b[-12:-4] == bytes(8)
+
+
+def read_all(path: Path) -> None:
+    with container.Reader(path) as r:
+        for s in range(r.header.slices):
+            for t in range(r.header.iterations):
+                container.unpack_codes(*r.read_codes(s, t), (2, 3, 4))
+        r.verify_end()
+
+
+def test_every_truncation_is_detected(tmp_path):
+    good = tmp_path / "good.mlc"
+    write_sample(good)
+    data = good.read_bytes()
+    bad = tmp_path / "bad.mlc"
+    for n in range(len(data)):
+        bad.write_bytes(data[:n])
+        with pytest.raises(ContainerError):
+            read_all(bad)
+
+
+def test_every_byte_flip_is_detected(tmp_path):
+    good = tmp_path / "good.mlc"
+    write_sample(good)
+    data = bytearray(good.read_bytes())
+    bad = tmp_path / "bad.mlc"
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x5A
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(MedcodecError):
+            read_all(bad)
+
+
+def test_trailing_garbage_is_detected(tmp_path):
+    p = tmp_path / "a.mlc"
+    write_sample(p)
+    p.write_bytes(p.read_bytes() + b"x")
+    with pytest.raises(ContainerError, match="END chunk"):
+        read_all(p)
+
+
+def test_not_an_mlc_file(tmp_path):
+    p = tmp_path / "x.mlc"
+    p.write_bytes(b"P5\n" + bytes(100))
+    with pytest.raises(ContainerError, match="not a .mlc file"):
+        container.read_header(p)
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a file after its 16-byte preamble into (type, payload) pairs."""
+    pos, out = 16, []
+    while pos < len(data):
+        ctype, n = struct.unpack_from("<4sQ", data, pos)
+        out.append((ctype, data[pos + 12 : pos + 12 + n]))
+        pos += 12 + n + 4
+    return out
+
+
+def _rebuild(chunks, version=(1, 0)) -> bytes:
+    """Assemble a file from (type, payload) pairs, fixing INDX offsets to where CODE lands."""
+    pre = container._preamble(*version)
+    sizes = [12 + len(p) + 4 for _, p in chunks]
+    offsets = [len(pre) + sum(sizes[:i]) for i in range(len(chunks))]
+    code_offsets = [o for (t, _), o in zip(chunks, offsets) if t == b"CODE"]
+    out = []
+    for ctype, payload in chunks:
+        if ctype == b"INDX":
+            n = struct.unpack_from("<I", payload)[0]
+            entries = [struct.unpack_from("<QI", payload, 4 + 12 * i) for i in range(n)]
+            payload = struct.pack("<I", n) + b"".join(
+                struct.pack("<QI", off, ln) for off, (_, ln) in zip(code_offsets, entries))
+        out.append(container._chunk(ctype, payload))
+    return pre + b"".join(out)
+
+
+def test_rebuild_helper_is_faithful():
+    assert _rebuild(_chunks(GOLDEN.read_bytes())) == GOLDEN.read_bytes()
+
+
+def test_newer_major_version_is_refused(tmp_path):
+    p = tmp_path / "a.mlc"
+    p.write_bytes(_rebuild(_chunks(GOLDEN.read_bytes()), version=(2, 0)))
+    with pytest.raises(UnsupportedVersionError, match="version 2.0"):
+        container.read_header(p)
+
+
+def test_newer_minor_version_with_unknown_optional_chunks_is_read(tmp_path):
+    chunks = _chunks(GOLDEN.read_bytes())
+    # a later 1.x writer may add optional chunks anywhere, also between CODE chunks
+    extended = chunks[:2] + [(b"xtra", b"future header data")] + chunks[2:5] + [(b"xidx", b"..")] + chunks[5:]
+    p = tmp_path / "a.mlc"
+    p.write_bytes(_rebuild(extended, version=(1, 7)))
+    read_all(p)
+    with container.Reader(p) as r:
+        assert r.header.version == (1, 7)
+        assert r.header.metadata["0008|0060"] == "CT"
+
+
+def test_unknown_required_chunk_is_refused(tmp_path):
+    chunks = _chunks(GOLDEN.read_bytes())
+    p = tmp_path / "a.mlc"
+    p.write_bytes(_rebuild(chunks[:1] + [(b"ZSTD", b"")] + chunks[1:], version=(1, 3)))
+    with pytest.raises(UnsupportedVersionError, match="upgrade medcodec"):
+        container.read_header(p)
+
+
+def test_unknown_coding_is_refused():
+    with pytest.raises(UnsupportedVersionError):
+        container.unpack_codes(7, b"", (1, 1, 8))
+
+
+def test_write_refuses_to_overwrite(tmp_path):
+    p = tmp_path / "a.mlc"
+    p.write_bytes(b"precious")
+    h = make_header()
+    _, packed = make_codes(h)
+    with pytest.raises(WriteError, match="exists"):
+        container.write(p, h, packed)
+    assert p.read_bytes() == b"precious"
+    container.write(p, h, packed, overwrite=True)
+    assert container.read_header(p).slices == 2
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    p = tmp_path / "a.mlc"
+
+    def parts():
+        yield b"partial data"
+        raise RuntimeError("disk fell off")
+
+    with pytest.raises(RuntimeError):
+        container.atomic_write(p, parts())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_into_missing_folder(tmp_path):
+    h = make_header()
+    _, packed = make_codes(h)
+    with pytest.raises(WriteError, match="does not exist"):
+        container.write(tmp_path / "nope" / "a.mlc", h, packed)
