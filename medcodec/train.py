@@ -24,6 +24,11 @@ from .model import codec
 from .model.config import CodecConfig
 
 
+def _global_norm(tree) -> jax.Array:
+    tree_api = getattr(optax, "tree", None)
+    return tree_api.norm(tree) if hasattr(tree_api, "norm") else optax.global_norm(tree)
+
+
 def make_optimizer(lr: float, steps: int, warmup: int = 200) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, min(warmup, max(steps // 10, 1)), steps, lr * 0.05)
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
@@ -40,7 +45,7 @@ def train_step(params, opt_state, x, rng, *, config, iterations, optimizer):
     (loss, l1), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, rng, config, iterations)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    return params, opt_state, {"loss": loss, "l1_per_iteration": l1, "grad_norm": optax.global_norm(grads)}
+    return params, opt_state, {"loss": loss, "l1_per_iteration": l1, "grad_norm": _global_norm(grads)}
 
 
 def train(config: CodecConfig, out: Path, steps: int, batch: int = 16, patch: int = 64,

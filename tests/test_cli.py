@@ -1,0 +1,97 @@
+"""The command line through ``main(argv)``: real DICOM inputs, outputs, errors, exit codes."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medcodec import checkpoint
+from medcodec.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    checkpoint.load.cache_clear()
+    yield
+    checkpoint.load.cache_clear()
+
+
+def test_encode_decode_info_real_ct(tmp_path, tiny_model_id, ct_small_path, capsys):
+    out = tmp_path / "ct.mlc"
+    assert main(["encode", str(ct_small_path), str(out), "-k", "3", "--model", tiny_model_id]) == 0
+    line = capsys.readouterr().out
+    assert "bpp" in line and "PSNR" in line and "ratio" in line
+    assert main(["info", str(out), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["size"] == [128, 128, 1] and facts["iterations"] == 3
+    assert facts["bytes"] == out.stat().st_size
+    restored = tmp_path / "ct.nrrd"
+    assert main(["decode", str(out), str(restored), "--reference", str(ct_small_path)]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    ref, dec = sitk.ReadImage(str(ct_small_path)), sitk.ReadImage(str(restored))
+    assert dec.GetSize() == ref.GetSize() and dec.GetPixelID() == ref.GetPixelID()
+    assert dec.GetSpacing() == ref.GetSpacing() and dec.GetOrigin() == ref.GetOrigin()
+    assert main(["info", str(out)]) == 0
+    assert "model_id" in capsys.readouterr().out
+
+
+def test_dicom_series_folder(tmp_path, tiny_model_id, mr_series_dir, capsys):
+    ref = sitk.ReadImage(sorted(str(p) for p in mr_series_dir.iterdir()))
+    out = tmp_path / "mr.mlc"
+    assert main(["-q", "encode", str(mr_series_dir), str(out), "-k", "2", "--model", tiny_model_id]) == 0
+    restored = tmp_path / "mr.nii.gz"
+    assert main(["-q", "decode", str(out), str(restored), "-k", "1"]) == 0
+    dec = sitk.ReadImage(str(restored))
+    assert dec.GetSize() == ref.GetSize()
+    np.testing.assert_allclose(dec.GetSpacing(), ref.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(dec.GetOrigin(), ref.GetOrigin(), rtol=1e-6)
+    assert dec.GetPixelID() == ref.GetPixelID()
+
+
+def test_errors_are_one_line_exit_2(tmp_path, tiny_model_id, ct_small_path, capsys):
+    missing = tmp_path / "missing.nii"
+    assert main(["encode", str(missing), str(tmp_path / "x.mlc")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medcodec: error:") and err.count("\n") == 1 and "does not exist" in err
+
+    junk = tmp_path / "junk.mlc"
+    junk.write_bytes(b"not a codec file at all")
+    assert main(["decode", str(junk), str(tmp_path / "o.nrrd")]) == 2
+    assert "not a .mlc file" in capsys.readouterr().err
+    assert not (tmp_path / "o.nrrd").exists()
+
+    good = tmp_path / "g.mlc"
+    assert main(["-q", "encode", str(ct_small_path), str(good), "-k", "1", "--model", tiny_model_id]) == 0
+    capsys.readouterr()
+    data = good.read_bytes()
+    trunc = tmp_path / "t.mlc"
+    trunc.write_bytes(data[: len(data) // 2])
+    assert main(["decode", str(trunc), str(tmp_path / "t.nrrd")]) == 2
+    assert "truncated" in capsys.readouterr().err
+    assert not (tmp_path / "t.nrrd").exists()
+
+    # existing outputs are never replaced without --force
+    existing = tmp_path / "keep.nrrd"
+    existing.write_bytes(b"user data")
+    assert main(["decode", str(good), str(existing)]) == 2
+    assert existing.read_bytes() == b"user data"
+    assert main(["encode", str(ct_small_path), str(good), "--model", tiny_model_id]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["-q", "decode", str(good), str(existing), "--force"]) == 0
+
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    assert main(["encode", str(not_image), str(tmp_path / "n.mlc")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_bad_arguments_and_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["encode", "a", "b", "--iterations", "0"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "encode" in text and "decode" in text and "info" in text and "examples" in text
