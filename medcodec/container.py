@@ -410,3 +410,18 @@ def read_header(path) -> Header:
     """Header and metadata of a ``.mlc`` file, without touching the codes."""
     with Reader(path) as r:
         return r.header
+
+
+def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
+    """Write a copy of ``src`` keeping only the first ``iterations`` of every slice.
+
+    Because iteration t depends only on iterations <= t, the result is the file an encode
+    with that many iterations writes. Returns the new file size.
+    """
+    with Reader(src) as r:
+        h = r.header
+        if not 1 <= iterations <= h.iterations:
+            raise ContainerError(f"can keep 1 to {h.iterations} iterations, not {iterations}")
+        codes = [[r.read_codes(s, t) for t in range(iterations)] for s in range(h.slices)]
+    h = dataclasses.replace(h, iterations=iterations)
+    return write(dst, h, codes, overwrite=overwrite)

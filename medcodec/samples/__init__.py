@@ -18,11 +18,13 @@ def sample_path(name: str = "mr_head_t1.nii.gz") -> Path:
     return Path(str(resources.files(__name__).joinpath(name)))
 
 
-def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, out=sys.stdout) -> int:
+def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, out=None) -> int:
     """Encode the bundled volume at several iteration counts up to ``iterations``, decode
     each file, and print rate (from the file size) and quality."""
     from .. import api, prep
     from ..imageio import from_sitk, read_image
+
+    out = out or sys.stdout
 
     array, geometry, metadata = from_sitk(read_image(sample_path()))
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="medcodec-demo-"))
@@ -43,7 +45,7 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
         if decoded.dtype != array.dtype or restored.GetSpacing() != tuple(geometry.spacing):
             print("geometry or pixel type changed in the round trip", file=sys.stderr)
             return 1
-        print(f"{k:>10} {stats.bytes:>9} {stats.bpp:>7.3f} {stats.ratio:>7.1f}: {prep.psnr(array, decoded):>8.2f} "
+        print(f"{k:>10} {stats.bytes:>9} {stats.bpp:>7.3f} {stats.ratio:>6.1f}:1 {prep.psnr(array, decoded):>8.2f} "
               f"{prep.max_abs_error(array, decoded):>8g} {t1 - t0:>6.2f} {t2 - t1:>6.2f}", file=out)
     print(f"files in {folder} (PSNR peak = image max - min; bpp counted from the bytes on disk)", file=out)
     return 0

@@ -1,0 +1,69 @@
+"""End to end with the shipped, trained checkpoint on real images (not the tiny model)."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import medcodec
+from medcodec import checkpoint, prep
+from medcodec.cli import main
+from medcodec.samples import sample_path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _shipped_model_only(monkeypatch):
+    monkeypatch.delenv("MEDCODEC_CHECKPOINTS", raising=False)
+    checkpoint.load.cache_clear()
+
+
+def test_shipped_checkpoint_matches_its_id():
+    model = checkpoint.load()
+    assert model.model_id == checkpoint.default_model_id()
+    assert model.model_id == f"{model.config.name}-{checkpoint.content_hash(model.config, model.params)}"
+
+
+def test_real_ct_quality_rises_with_every_iteration(tmp_path, ct_small_path):
+    image = sitk.ReadImage(str(ct_small_path))
+    ref = sitk.GetArrayFromImage(image)
+    stats = medcodec.write(image, tmp_path / "ct.mlc", iterations=8)
+    psnrs, sizes = [], []
+    for k in range(1, 9):
+        dec, _ = medcodec.decompress(tmp_path / "ct.mlc", iterations=k)
+        psnrs.append(prep.psnr(ref, dec))
+    assert all(b > a for a, b in zip(psnrs, psnrs[1:])), psnrs
+    assert psnrs[-1] == pytest.approx(stats.psnr, abs=1e-6)
+    assert psnrs[-1] > 30.0  # a trained model, not random weights (random: ~10 dB)
+
+
+def test_cli_round_trip_of_bundled_real_mr_volume(tmp_path, capsys):
+    src = sample_path()
+    mlc = tmp_path / "mr.mlc"
+    out = tmp_path / "mr.nrrd"
+    assert main(["-q", "encode", str(src), str(mlc), "-k", "6"]) == 0
+    line = capsys.readouterr().out
+    bpp = float(line.split(" bpp")[0].split()[-1])
+    ref = sitk.ReadImage(str(src))
+    assert bpp == pytest.approx(8 * mlc.stat().st_size / np.prod(ref.GetSize()), abs=1e-3)
+    assert main(["-q", "decode", str(mlc), str(out), "--reference", str(src)]) == 0
+    dec = sitk.ReadImage(str(out))
+    assert dec.GetSize() == ref.GetSize() and dec.GetSpacing() == ref.GetSpacing()
+    assert dec.GetOrigin() == ref.GetOrigin() and dec.GetDirection() == ref.GetDirection()
+    assert dec.GetPixelID() == ref.GetPixelID()
+    assert prep.psnr(sitk.GetArrayFromImage(ref), sitk.GetArrayFromImage(dec)) > 30.0
+
+
+def test_progressive_decode_equals_shorter_encode_real_image(tmp_path, ct_small_path):
+    image = sitk.ReadImage(str(ct_small_path))
+    medcodec.write(image, tmp_path / "k6.mlc", iterations=6)
+    medcodec.write(image, tmp_path / "k3.mlc", iterations=3)
+    a, _ = medcodec.decompress(tmp_path / "k6.mlc", iterations=3)
+    b, _ = medcodec.decompress(tmp_path / "k3.mlc")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_demo_main_job(capsys):
+    assert main(["-q", "demo", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR" in out and "sample: real T1 MR head" in out
