@@ -149,7 +149,7 @@ def _decode_header(payload: bytes) -> Header:
 def _encode_meta(meta: dict[str, str]) -> bytes:
     out = [struct.pack("<I", len(meta))]
     for k, val in meta.items():
-        kb, vb = str(k).encode("utf-8"), str(val).encode("utf-8")
+        kb, vb = str(k).encode("utf-8", "replace"), str(val).encode("utf-8", "replace")
         out += [struct.pack("<I", len(kb)), kb, struct.pack("<I", len(vb)), vb]
     return b"".join(out)
 

@@ -67,3 +67,21 @@ def test_demo_main_job(capsys):
     assert main(["-q", "demo", "-k", "2"]) == 0
     out = capsys.readouterr().out
     assert "PSNR" in out and "sample: real T1 MR head" in out
+
+
+def test_cli_real_ct_volume(tmp_path, capsys):
+    """Enhanced multi-frame CT (2 x 512 x 512, pydicom-data) through the CLI."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("data_store")
+    src = Path(list(spec.submodule_search_locations)[0]) / "data" / "eCT_Supplemental.dcm"
+    mlc, out = tmp_path / "ct.mlc", tmp_path / "ct.mha"
+    assert main(["-q", "encode", str(src), str(mlc), "-k", "4"]) == 0
+    assert main(["-q", "decode", str(mlc), str(out), "--reference", str(src)]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    ref, dec = sitk.ReadImage(str(src)), sitk.ReadImage(str(out))
+    assert dec.GetSize() == ref.GetSize() == (512, 512, 2)
+    assert dec.GetSpacing() == ref.GetSpacing() and dec.GetOrigin() == ref.GetOrigin()
+    assert dec.GetDirection() == ref.GetDirection() and dec.GetPixelID() == ref.GetPixelID()
+    assert prep.psnr(sitk.GetArrayFromImage(ref), sitk.GetArrayFromImage(dec)) > 30.0
