@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -136,11 +136,13 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         model_id=model.model_id)
 
 
-def decompress(path: str | os.PathLike, iterations: int | None = None,
-               progress: Progress | None = None) -> tuple[np.ndarray, container.Header]:
-    """Decode a ``.mlc`` file; with ``iterations=k`` only the first k iterations are read.
+def decode_slices(path: str | os.PathLike, iterations: int | None = None,
+                  slices: Sequence[int] | None = None,
+                  progress: Progress | None = None) -> tuple[np.ndarray, container.Header]:
+    """Decode some 2D slices of a ``.mlc`` file: (len(slices), height, width), original dtype.
 
-    Returns (array in numpy axis order with the original dtype, header).
+    Only the CODE chunks of the requested slices and of the first ``iterations`` are read.
+    ``slices`` indexes the flattened leading axes (z, or t*z for 4D); None means all.
     """
     import jax
     import jax.numpy as jnp
@@ -153,6 +155,9 @@ def decompress(path: str | os.PathLike, iterations: int | None = None,
         k = h.iterations if iterations is None else iterations
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= h.iterations:
             raise InputError(f"iterations must be from 1 to {h.iterations} (stored in the file), got {k!r}")
+        wanted = list(range(h.slices)) if slices is None else [int(s) for s in slices]
+        if any(not 0 <= s < h.slices for s in wanted):
+            raise InputError(f"slice index out of range 0..{h.slices - 1}")
         model = checkpoint.load(h.model_id)
         cfg = model.config
         if cfg.bits != h.bits:
@@ -163,20 +168,30 @@ def decompress(path: str | os.PathLike, iterations: int | None = None,
             raise InputError(f"{path}: coded size {hc}x{wc} does not fit the model")
         mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
         params = jax.device_put(model.params)
-        out = np.empty((h.slices, h.height, h.width), h.pixel_type)
-        for start, stop in _batches(h.slices, batch):
+        out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
+        for start, stop in _batches(len(wanted), batch):
             codes = np.zeros((k, batch, hc // cfg.factor, wc // cfg.factor, cfg.bits), np.int8)
-            for s in range(start, stop):
+            for i in range(start, stop):
                 for t in range(k):
-                    coding, data = reader.read_codes(s, t)
-                    codes[t, s - start, :gh, :gw] = container.unpack_codes(coding, data, (gh, gw, cfg.bits))
+                    coding, data = reader.read_codes(wanted[i], t)
+                    codes[t, i - start, :gh, :gw] = container.unpack_codes(coding, data, (gh, gw, cfg.bits))
             rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask)
             out[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, : h.height, : h.width, 0],
                                                h.window, h.pixel_type)
             if progress:
                 progress(stop - start)
-        if k == h.iterations:
+        if k == h.iterations and slices is None:
             reader.verify_end()
+    return out, h
+
+
+def decompress(path: str | os.PathLike, iterations: int | None = None,
+               progress: Progress | None = None) -> tuple[np.ndarray, container.Header]:
+    """Decode a ``.mlc`` file; with ``iterations=k`` only the first k iterations are read.
+
+    Returns (array in numpy axis order with the original dtype, header).
+    """
+    out, h = decode_slices(path, iterations, None, progress)
     return out.reshape(tuple(reversed(h.size))), h
 
 

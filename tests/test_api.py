@@ -141,3 +141,15 @@ def test_import_and_info_do_not_import_jax():
             "print(sorted(m for m in ('jax', 'flax', 'SimpleITK', 'orbax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(golden)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_decode_some_slices_equals_full_decode(tmp_path, tiny_model_id, rng):
+    from medcodec.api import decode_slices
+
+    a = rng.integers(0, 4000, (2, 3, 20, 24)).astype(np.uint16)  # 4D: 6 slices
+    medcodec.compress(a, tmp_path / "a.mlc", iterations=2, model_id=tiny_model_id)
+    full, _ = medcodec.decompress(tmp_path / "a.mlc")
+    part, h = decode_slices(tmp_path / "a.mlc", slices=[4, 1])
+    np.testing.assert_array_equal(part, full.reshape(6, 20, 24)[[4, 1]])
+    with pytest.raises(InputError, match="out of range"):
+        decode_slices(tmp_path / "a.mlc", slices=[6])
