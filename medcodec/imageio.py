@@ -37,13 +37,15 @@ def _sitk():
 
 def from_sitk(image) -> tuple[np.ndarray, Geometry, dict[str, str]]:
     """SimpleITK image -> (numpy array (Z, Y, X) order, geometry, metadata dictionary)."""
-    if image.GetNumberOfComponentsPerPixel() != 1:
+    # checked before anything else touches the image: metadata access on label maps can abort
+    kind = image.GetPixelIDTypeAsString()
+    if "label" in kind.lower():
+        raise UnsupportedPixelTypeError(f"{kind} images (label maps) cannot be coded lossily; "
+                                        "store segmentations in a lossless format such as .nrrd")
+    if image.GetNumberOfComponentsPerPixel() != 1 or "complex" in kind.lower():
         raise UnsupportedPixelTypeError(
-            f"image has {image.GetNumberOfComponentsPerPixel()} components per pixel "
-            f"({image.GetPixelIDTypeAsString()}); medcodec codes scalar grayscale images only")
-    label_type = "label" in image.GetPixelIDTypeAsString().lower()
-    if label_type:
-        raise UnsupportedPixelTypeError("label map images cannot be coded lossily; store them losslessly elsewhere")
+            f"{kind} images ({image.GetNumberOfComponentsPerPixel()} components per pixel) are not "
+            "supported; medcodec codes scalar grayscale images only (split vector images into channels)")
     arr = _sitk().GetArrayFromImage(image)
     geom = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
     meta = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}

@@ -1,0 +1,173 @@
+"""The SimpleITK hook, exercised in fresh interpreters (subprocesses), as users meet it."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def run_py(code: str, env_extra: dict | None = None, cwd=None) -> str:
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env, cwd=cwd, timeout=300)
+    if out.returncode != 0:
+        raise AssertionError(f"subprocess failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+@pytest.fixture
+def env(tiny_checkpoints):
+    return {"MEDCODEC_CHECKPOINTS": str(tiny_checkpoints), "MEDCODEC_ITERATIONS": "2",
+            "MEDCODEC_SITK_HOOK": "1"}
+
+
+def test_plain_import_reads_and_writes_mlc(tmp_path, env, mr_series_dir):
+    out = run_py(f"""
+        import sys
+        import SimpleITK as sitk
+        assert "jax" not in sys.modules
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames({str(mr_series_dir)!r})
+        src = sitk.ReadImage(files)
+        src.SetMetaData("0008|0060", "MR")
+        sitk.WriteImage(src, {str(tmp_path / 'mr.mlc')!r})
+        back = sitk.ReadImage({str(tmp_path / 'mr.mlc')!r})
+        assert back.GetSize() == src.GetSize() and back.GetSpacing() == src.GetSpacing()
+        assert back.GetOrigin() == src.GetOrigin() and back.GetDirection() == src.GetDirection()
+        assert back.GetPixelID() == src.GetPixelID()
+        assert back.GetMetaData("0008|0060") == "MR"
+        # other formats are untouched
+        sitk.WriteImage(src, {str(tmp_path / 'mr.nrrd')!r})
+        again = sitk.ReadImage({str(tmp_path / 'mr.nrrd')!r})
+        assert sitk.GetArrayFromImage(again).tolist() == sitk.GetArrayFromImage(src).tolist()
+        print("ok", type(sitk.ImageFileReader).__name__)
+    """, env)
+    assert out.startswith("ok")
+
+
+def test_read_information_is_header_only_and_fast(tmp_path, env, ct_small_path):
+    run_py(f"""
+        import SimpleITK as sitk
+        sitk.WriteImage(sitk.ReadImage({str(ct_small_path)!r}), {str(tmp_path / 'ct.mlc')!r})
+    """, env)
+    out = run_py(f"""
+        import sys, time
+        import SimpleITK as sitk
+        r = sitk.ImageFileReader()
+        r.SetFileName({str(tmp_path / 'ct.mlc')!r})
+        t = time.perf_counter()
+        r.ReadImageInformation()
+        dt = time.perf_counter() - t
+        assert r.GetSize() == (128, 128, 1) and r.GetDimension() == 3
+        assert r.GetPixelID() == sitk.sitkInt32 and r.GetNumberOfComponents() == 1
+        assert r.GetImageIO() == "MedcodecImageIO"
+        assert sitk.ImageFileReader.GetImageIOFromFileName("a.mlc") == "MedcodecImageIO"
+        assert r.HasMetaDataKey("0008|0060") and r.GetMetaData("0008|0060").strip() == "CT"
+        assert "jax" not in sys.modules and "flax" not in sys.modules
+        print(f"{{dt * 1000:.2f}}")
+    """, env)
+    assert float(out) < 50.0  # milliseconds, header only
+
+
+def test_from_import_region_pixel_type_and_series(tmp_path, env):
+    out = run_py(f"""
+        import numpy as np
+        from SimpleITK import ReadImage, WriteImage, GetImageFromArray, ImageFileReader, ImageSeriesReader
+        import SimpleITK as sitk
+        import medcodec.api as api
+        vol = (np.arange(6 * 20 * 24).reshape(6, 20, 24) % 700).astype(np.int16)
+        img = GetImageFromArray(vol)
+        img.SetSpacing((0.5, 0.6, 2.0)); img.SetOrigin((10.0, -5.0, 3.0))
+        path = {str(tmp_path / 'v.mlc')!r}
+        WriteImage(img, path, useCompression=True, compressionLevel=3)
+        assert sitk.ImageFileReader().GetImageIOFromFileName(path) == "MedcodecImageIO"
+        full = ReadImage(path)
+        calls = []
+        original = api.decode_slices
+        api.decode_slices = lambda *a, **k: calls.append(k.get("slices")) or original(*a, **k)
+        r = ImageFileReader()
+        r.SetFileName(path)
+        r.SetExtractIndex((2, 3, 4)); r.SetExtractSize((10, 8, 0))
+        sl = r.Execute()
+        assert calls == [[4]], calls
+        assert sl.GetDimension() == 2 and sl.GetSize() == (10, 8)
+        expect = sitk.Extract(full, (10, 8, 0), (2, 3, 4))
+        assert sitk.GetArrayFromImage(sl).tolist() == sitk.GetArrayFromImage(expect).tolist()
+        assert sl.GetOrigin() == expect.GetOrigin()
+        f = ReadImage(path, sitk.sitkFloat32)
+        assert f.GetPixelID() == sitk.sitkFloat32
+        # a list of .mlc files reads as one volume
+        for i in range(3):
+            WriteImage(full[:, :, i], {str(tmp_path)!r} + f"/s{{i}}.mlc")
+        sr = ImageSeriesReader()
+        sr.SetFileNames([{str(tmp_path)!r} + f"/s{{i}}.mlc" for i in range(3)])
+        stack = sr.Execute()
+        assert stack.GetSize() == (24, 20, 3), stack.GetSize()
+        print("ok")
+    """, env)
+    assert out.strip() == "ok"
+
+
+def test_errors_are_runtime_errors(tmp_path, env):
+    bad = tmp_path / "bad.mlc"
+    bad.write_bytes(b"\\x89MLC garbage")
+    out = run_py(f"""
+        import numpy as np
+        import SimpleITK as sitk
+        try:
+            sitk.ReadImage({str(bad)!r})
+        except RuntimeError as e:
+            print("read:", type(e).__name__, e)
+        lab = sitk.Cast(sitk.GetImageFromArray(np.zeros((4, 4), np.uint8)), sitk.sitkLabelUInt8)
+        try:
+            sitk.WriteImage(lab, {str(tmp_path / 'lab.mlc')!r})
+        except RuntimeError as e:
+            print("label:", e)
+        vec = sitk.GetImageFromArray(np.zeros((4, 4, 3), np.uint8), isVector=True)
+        try:
+            sitk.WriteImage(vec, {str(tmp_path / 'vec.mlc')!r})
+        except RuntimeError as e:
+            print("vector:", e)
+    """, env)
+    assert "read: MedcodecSitkError" in out and "not a .mlc file" in out
+    assert "label:" in out and "label map" in out
+    assert "vector:" in out and "scalar grayscale" in out
+    assert not (tmp_path / "lab.mlc").exists() and not (tmp_path / "vec.mlc").exists()
+
+
+def test_env_var_turns_activation_off_and_install_by_hand(tmp_path, env):
+    env = dict(env, MEDCODEC_SITK_HOOK="0")
+    out = run_py("""
+        import SimpleITK as sitk
+        print(sitk.ImageFileReader.__module__)
+        from medcodec_plugins import sitk_hook
+        sitk_hook.install()
+        print(sitk.ImageFileReader.__module__, sitk.ReadImage.__module__)
+        sitk_hook.uninstall()
+        print(sitk.ImageFileReader.__module__)
+    """, env)
+    assert out.split() == ["SimpleITK.SimpleITK", "medcodec_plugins.sitk_hook", "SimpleITK.extra",
+                           "SimpleITK.SimpleITK"]
+
+
+def test_multiprocessing_spawn_worker(tmp_path, env, ct_small_path):
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing as mp
+
+        def read(path):
+            import SimpleITK as sitk
+            return sitk.ReadImage(path).GetSize()
+
+        if __name__ == "__main__":
+            import SimpleITK as sitk
+            sitk.WriteImage(sitk.ReadImage({str(ct_small_path)!r}), {str(tmp_path / 'w.mlc')!r})
+            with mp.get_context("spawn").Pool(1) as pool:
+                print(pool.map(read, [{str(tmp_path / 'w.mlc')!r}]))
+    """))
+    e = dict(os.environ, **env)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=e, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[(128, 128, 1)]"
