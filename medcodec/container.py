@@ -137,13 +137,57 @@ def _decode_header(payload: bytes) -> Header:
         model_id = payload[n + 2 :].decode("utf-8")
     except UnicodeDecodeError as e:
         raise ContainerError("HEAD chunk has an invalid model id") from e
-    return Header(
+    header = Header(
         ndim=ndim, pixel_type=PIXEL_TYPES[ptype], components=comps,
         size=tuple(int(s) for s in size[:ndim]), spacing=tuple(spacing[:ndim]),
         origin=tuple(origin[:ndim]), direction=tuple(direction.ravel().tolist()),
         window=(v[32], v[33]), slices=v[34], height=v[35], width=v[36],
         coded_height=v[37], coded_width=v[38], iterations=v[39], bits=v[40], model_id=model_id,
     )
+    validate_header(header)
+    return header
+
+
+MAX_VOXELS_DEFAULT = 1 << 34  # 16 Gi voxels; MEDCODEC_MAX_VOXELS overrides
+
+
+def max_voxels() -> int:
+    """Decompression-bomb limit: the largest image a reader will allocate."""
+    try:
+        return int(os.environ.get("MEDCODEC_MAX_VOXELS", MAX_VOXELS_DEFAULT))
+    except ValueError:
+        return MAX_VOXELS_DEFAULT
+
+
+def validate_header(h: Header) -> None:
+    """Check that the header's fields agree with each other and are sane, before any
+    allocation. Raises ContainerError naming the first problem."""
+    import math
+
+    def bad(msg):
+        raise ContainerError(f"HEAD chunk is inconsistent: {msg}")
+
+    if h.components != 1:
+        bad(f"{h.components} components per pixel (v1 codes scalar images only)")
+    if any(s < 1 for s in h.size):
+        bad(f"size {h.size}")
+    if (h.size[0], h.size[1]) != (h.width, h.height):
+        bad(f"size {h.size} vs slice {h.width}x{h.height}")
+    if math.prod(h.size[2:]) != h.slices:
+        bad(f"size {h.size} vs {h.slices} slices")
+    voxels = math.prod(h.size)
+    if voxels > max_voxels():
+        raise ContainerError(f"image of {voxels} voxels exceeds the limit of {max_voxels()} "
+                             "(raise MEDCODEC_MAX_VOXELS if the file is trusted)")
+    if not (h.height <= h.coded_height <= 2 * h.height + 64 and h.width <= h.coded_width <= 2 * h.width + 64):
+        bad(f"coded size {h.coded_height}x{h.coded_width} for a {h.height}x{h.width} slice")
+    if h.iterations < 1 or h.bits < 1:
+        bad(f"{h.iterations} iterations, {h.bits} bits")
+    lo, hi = h.window
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        bad(f"intensity window {h.window}")
+    if not all(math.isfinite(v) for v in (*h.spacing, *h.origin, *h.direction)) or min(h.spacing) <= 0:
+        bad("non-finite or non-positive geometry")
 
 
 def _encode_meta(meta: dict[str, str]) -> bytes:
@@ -259,6 +303,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
 
     Returns the file size in bytes.
     """
+    validate_header(header)
     if len(codes) != header.slices or any(len(c) != header.iterations for c in codes):
         raise ContainerError("codes do not match the header's slice and iteration counts")
     head = _chunk(b"HEAD", _encode_header(header))

@@ -220,3 +220,30 @@ def test_write_into_missing_folder(tmp_path):
     _, packed = make_codes(h)
     with pytest.raises(WriteError, match="does not exist"):
         container.write(tmp_path / "nope" / "a.mlc", h, packed)
+
+
+def _forge_head(**changes) -> bytes:
+    """The golden file with HEAD fields replaced and every checksum recomputed (a forgery
+    that CRCs cannot catch)."""
+    import dataclasses
+
+    chunks = _chunks(GOLDEN.read_bytes())
+    header = container._decode_header(chunks[0][1])
+    forged = dataclasses.replace(header, **changes)
+    return _rebuild([(b"HEAD", container._encode_header(forged))] + chunks[1:])
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(size=(100_000, 100_000, 100_000), width=100_000, height=100_000, slices=100_000,
+          coded_width=100_032, coded_height=100_032), "exceeds the limit"),
+    (dict(size=(40, 30, 3)), "slices"),
+    (dict(size=(41, 30, 2)), "slice"),
+    (dict(coded_height=16), "coded size"),
+    (dict(window=(5.0, float("nan"))), "window"),
+    (dict(spacing=(0.5, 0.0, 2.5)), "geometry"),
+])
+def test_forged_header_is_refused_before_allocation(tmp_path, changes, match):
+    p = tmp_path / "forged.mlc"
+    p.write_bytes(_forge_head(**changes))
+    with pytest.raises(ContainerError, match=match):
+        container.read_header(p)
