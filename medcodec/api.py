@@ -86,7 +86,10 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     from . import checkpoint
     from .model import codec
 
+    from .imageio import check_output
+
     array = prep.check_array(array)
+    check_output(path, overwrite)  # fail before the encoding work, not after it
     model = checkpoint.load(model_id)
     cfg = model.config
     if not isinstance(iterations, (int, np.integer)) or not 1 <= iterations <= cfg.max_iterations:

@@ -69,9 +69,10 @@ def cmd_encode(args) -> int:
 
 def cmd_decode(args) -> int:
     from . import api, container, prep
-    from .imageio import write_image
+    from .imageio import check_output, write_image
 
     total = container.read_header(args.input).slices
+    check_output(args.output, args.force)  # before the work, not after it
     update, close = _progress(total, args.quiet, "decode")
     try:
         image = api.read(args.input, iterations=args.iterations, progress=update)
@@ -100,7 +101,7 @@ def cmd_info(args) -> int:
         return 0
     for k, v in facts.items():
         if k == "metadata":
-            print(f"metadata: {len(v)} entries" + ("" if not v else ""))
+            print(f"metadata: {len(v)} entries")
             for mk, mv in list(v.items())[: args.metadata_lines]:
                 print(f"  {mk} = {mv}")
         elif isinstance(v, float):
@@ -224,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medcodec: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `medcodec info x.mlc | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

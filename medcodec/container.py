@@ -261,12 +261,10 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
     Without ``overwrite`` an existing ``path`` is never replaced. No partial file remains
     at ``path`` or beside it if anything fails.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise WriteError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise WriteError(f"output folder {parent} does not exist")
+    from .imageio import check_output
+
+    path = check_output(path, overwrite)
+    parent = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
         umask = os.umask(0)
@@ -284,7 +282,7 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise WriteError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+                raise WriteError(f"{path} exists; use --force (overwrite=True) to replace it")
             except OSError:
                 os.replace(tmp, path)  # filesystems without hard links
             finally:

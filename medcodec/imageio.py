@@ -49,6 +49,8 @@ def from_sitk(image) -> tuple[np.ndarray, Geometry, dict[str, str]]:
     arr = _sitk().GetArrayFromImage(image)
     geom = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
     meta = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
+    # ITK's placeholders for values it cannot print (e.g. NIfTI's ITK_original_direction)
+    meta = {k: v for k, v in meta.items() if not v.startswith("[UNKNOWN_PRINT_CHARACTERISTICS]")}
     return arr, geom, meta
 
 
@@ -115,16 +117,23 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{stem}.{os.getpid()}-{os.urandom(3).hex()}.part{suffix}")
 
 
+def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an output path that is a folder, sits in a missing folder, or exists (unless
+    ``overwrite``): checked before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"{path} is a folder; give an output file such as out.nii.gz, out.nrrd or out.mlc")
+    if path.exists() and not overwrite:
+        raise WriteError(f"{path} exists; use --force (overwrite=True) to replace it")
+    if not path.parent.is_dir():
+        raise WriteError(f"output folder {path.parent} does not exist")
+    return path
+
+
 def write_image(image, path: str | os.PathLike, overwrite: bool = False, compress: bool = True) -> None:
     """Write a SimpleITK image atomically; refuses to replace ``path`` unless ``overwrite``."""
     sitk = _sitk()
-    path = Path(path)
-    if path.is_dir():
-        raise WriteError(f"{path} is a folder; give an output file such as out.nii.gz or out.nrrd")
-    if path.exists() and not overwrite:
-        raise WriteError(f"{path} exists; use --force to replace it")
-    if not path.parent.is_dir():
-        raise WriteError(f"output folder {path.parent} does not exist")
+    path = check_output(path, overwrite)
     tmp = temporary_sibling(path)
     try:
         sitk.WriteImage(image, str(tmp), compress)
