@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import container, prep
-from .errors import InputError, ModelMismatchError
+from .errors import ContainerError, InputError, ModelMismatchError
 from .imageio import Geometry
 
 Progress = Callable[[int], None]  # called with the number of slices just finished
@@ -84,9 +84,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     import jax.numpy as jnp
 
     from . import checkpoint
-    from .model import codec
-
     from .imageio import check_output
+    from .model import codec
 
     array = prep.check_array(array)
     check_output(path, overwrite)  # fail before the encoding work, not after it
@@ -102,6 +101,16 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     slices = _slices(array)
     n, height, width = slices.shape
     hc, wc, gh, gw, batch = _layout(cfg, height, width, n)
+    header = container.Header(
+        ndim=array.ndim, pixel_type=array.dtype.name, size=tuple(reversed(array.shape)),
+        spacing=tuple(geometry.spacing), origin=tuple(geometry.origin),
+        direction=tuple(geometry.direction), window=window, slices=n, height=height, width=width,
+        coded_height=hc, coded_width=wc, iterations=iterations, bits=cfg.bits,
+        model_id=model.model_id, metadata=dict(metadata or {}))
+    try:
+        container.validate_header(header)
+    except ContainerError as e:
+        raise InputError(str(e).replace("HEAD chunk is inconsistent", "cannot encode this image")) from e
     mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
     pixel_mask = np.zeros((batch, hc, wc, 1), np.float32)
     pixel_mask[:, :height, :width] = 1.0
@@ -122,12 +131,6 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
             packed.append([container.pack_codes(codes[t, s]) for t in range(iterations)])
         if progress:
             progress(stop - start)
-    header = container.Header(
-        ndim=array.ndim, pixel_type=array.dtype.name, size=tuple(reversed(array.shape)),
-        spacing=tuple(geometry.spacing), origin=tuple(geometry.origin),
-        direction=tuple(geometry.direction), window=window, slices=n, height=height, width=width,
-        coded_height=hc, coded_width=wc, iterations=iterations, bits=cfg.bits,
-        model_id=model.model_id, metadata=dict(metadata or {}))
     nbytes = container.write(path, header, packed, overwrite=overwrite)
     decoded = recon.reshape(array.shape)
     mse_norm = sse / array.size

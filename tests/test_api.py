@@ -153,3 +153,10 @@ def test_decode_some_slices_equals_full_decode(tmp_path, tiny_model_id, rng):
     np.testing.assert_array_equal(part, full.reshape(6, 20, 24)[[4, 1]])
     with pytest.raises(InputError, match="out of range"):
         decode_slices(tmp_path / "a.mlc", slices=[6])
+
+
+def test_bad_geometry_is_refused_before_encoding(tmp_path, tiny_model_id):
+    g = Geometry((1.0, 0.0), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))
+    with pytest.raises(InputError, match="non-positive geometry"):
+        medcodec.compress(np.zeros((16, 16), np.uint8), tmp_path / "a.mlc", geometry=g, model_id=tiny_model_id)
+    assert not (tmp_path / "a.mlc").exists()
