@@ -158,5 +158,6 @@ def test_decode_some_slices_equals_full_decode(tmp_path, tiny_model_id, rng):
 def test_bad_geometry_is_refused_before_encoding(tmp_path, tiny_model_id):
     g = Geometry((1.0, 0.0), (0.0, 0.0), (1.0, 0.0, 0.0, 1.0))
     with pytest.raises(InputError, match="non-positive geometry"):
-        medcodec.compress(np.zeros((16, 16), np.uint8), tmp_path / "a.mlc", geometry=g, model_id=tiny_model_id)
+        medcodec.compress(np.zeros((16, 16), np.uint8), tmp_path / "a.mlc", iterations=1, geometry=g,
+                          model_id=tiny_model_id)
     assert not (tmp_path / "a.mlc").exists()
