@@ -5,8 +5,8 @@
 
 Prints a JSON summary (PSNR at 0.25/0.5/1/2 bpp, dB gained per iteration, encode/decode
 seconds for a 512x512 slice, the machine) and writes a CSV of every (image, iterations)
-point and an RD plot. The comparison with JPEG 2000, HTJ2K, JPEG-LS and JPEG XL at equal
-rate belongs to the training/benchmark issue.
+point and an RD plot. ``benchmarks/classical.py`` measures JPEG 2000, HTJ2K, JPEG-LS and
+JPEG XL on the same images and ``benchmarks/rd_compare.py`` puts them side by side.
 """
 
 import sys

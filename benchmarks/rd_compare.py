@@ -1,0 +1,105 @@
+"""medcodec against classical codecs at equal rate, from the two result CSVs.
+
+    python benchmarks/rd_medcodec.py && python benchmarks/classical.py && python benchmarks/rd_compare.py
+
+Prints a markdown table of PSNR (peak = image max - min) at 0.25 / 0.5 / 1 / 2 bpp per image
+and codec (linear interpolation between measured points; "-" outside a codec's range), the
+BD-rate of every codec against JPEG 2000 over their common PSNR range, and writes
+``rd_compare.png`` (one panel per image) and ``rd_compare.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+RATES = (0.25, 0.5, 1.0, 2.0)
+
+
+def load(results: Path) -> dict:
+    """{image: {codec: sorted [(bpp, psnr)]}} with PSNR made monotone in rate (hull from below)."""
+    curves: dict = defaultdict(lambda: defaultdict(list))
+    for name, codec_col in (("rd_medcodec.csv", None), ("rd_classical.csv", "codec")):
+        with open(results / name) as f:
+            for r in csv.DictReader(f):
+                codec = r[codec_col] if codec_col else "medcodec"
+                curves[r["image"]][codec].append((float(r["bpp"]), float(r["psnr"])))
+    for image in curves:
+        for codec, pts in curves[image].items():
+            pts = sorted(p for p in pts if math.isfinite(p[1]))
+            mono, best = [], -math.inf
+            for bpp, q in pts:  # keep points that improve on every cheaper point
+                if q > best:
+                    mono.append((bpp, q))
+                    best = q
+            curves[image][codec] = mono
+    return curves
+
+
+def psnr_at(pts, bpp: float) -> float:
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return float(np.interp(bpp, xs, ys)) if xs and xs[0] <= bpp <= xs[-1] else math.nan
+
+
+def bd_rate(ref, test) -> float:
+    """Bjontegaard delta rate (%) of ``test`` against ``ref``; NaN if PSNR ranges overlap < 1 dB."""
+    if len(ref) < 4 or len(test) < 4:
+        return math.nan
+    lo = max(min(q for _, q in ref), min(q for _, q in test))
+    hi = min(max(q for _, q in ref), max(q for _, q in test))
+    if hi - lo < 1.0:
+        return math.nan
+    ints = []
+    for pts in (ref, test):
+        q = np.array([p[1] for p in pts])
+        r = np.log(np.array([p[0] for p in pts]))
+        poly = np.polyfit(q, r, 3)
+        integ = np.polyint(poly)
+        ints.append((np.polyval(integ, hi) - np.polyval(integ, lo)) / (hi - lo))
+    return float((math.exp(ints[1] - ints[0]) - 1) * 100)
+
+
+def main(argv=None) -> int:
+    results = Path((argv or sys.argv[1:] or ["benchmarks/results"])[0])
+    curves = load(results)
+    lines = ["| image | codec | " + " | ".join(f"PSNR@{r}" for r in RATES) + " | BD-rate vs J2K |",
+             "|---|---|" + "---|" * (len(RATES) + 1)]
+    for image, by_codec in curves.items():
+        for codec, pts in by_codec.items():
+            cells = [f"{psnr_at(pts, r):.2f}" if math.isfinite(psnr_at(pts, r)) else "-" for r in RATES]
+            bd = bd_rate(by_codec.get("jpeg2000", []), pts) if codec != "jpeg2000" else 0.0
+            lines.append(f"| {image} | {codec} | " + " | ".join(cells) + f" | {'-' if math.isnan(bd) else f'{bd:+.1f} %'} |")
+    table = "\n".join(lines)
+    print(table)
+    (results / "rd_compare.md").write_text(table + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(curves)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    for ax, (image, by_codec) in zip(axes[0], curves.items()):
+        for codec, pts in by_codec.items():
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=2.5, label=codec,
+                    lw=2.2 if codec == "medcodec" else 1.2)
+        ax.set_xscale("log")
+        ax.set_xlim(0.02, 6)
+        ax.set_title(image, fontsize=9)
+        ax.set_xlabel("bpp (from bytes)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("PSNR dB (peak = max - min)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(results / "rd_compare.png", dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
