@@ -1,0 +1,78 @@
+"""Property tests: whatever bytes a reader is given, it returns valid codes or raises
+MedcodecError; never another exception, never a hang."""
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medcodec import container
+from medcodec.errors import MedcodecError
+
+GOLDEN = (Path(__file__).parent.parent / "data" / "golden_v1.mlc").read_bytes()
+SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def read_everything(path: Path) -> None:
+    with container.Reader(path) as r:
+        h = r.header
+        shape = (2, 3, h.bits)  # the golden file's code grid
+        for s in range(h.slices):
+            for t in range(h.iterations):
+                codes = container.unpack_codes(*r.read_codes(s, t), shape)
+                assert set(np.unique(codes)) <= {-1, 1}
+        r.verify_end()
+
+
+def check(tmp_path: Path, data: bytes) -> None:
+    p = tmp_path / "f.mlc"
+    p.write_bytes(data)
+    try:
+        read_everything(p)
+    except MedcodecError:
+        pass
+
+
+@SETTINGS
+@given(st.binary(max_size=2048))
+def test_random_bytes(tmp_path_factory, data):
+    check(tmp_path_factory.mktemp("r"), data)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.integers(0, len(GOLDEN) - 1), st.integers(1, 255)), min_size=1, max_size=8))
+def test_mutated_golden_file(tmp_path_factory, edits):
+    data = bytearray(GOLDEN)
+    for pos, xor in edits:
+        data[pos] ^= xor
+    check(tmp_path_factory.mktemp("m"), bytes(data))
+
+
+@SETTINGS
+@given(st.integers(0, len(GOLDEN)), st.binary(max_size=64))
+def test_truncated_or_extended(tmp_path_factory, cut, tail):
+    check(tmp_path_factory.mktemp("t"), GOLDEN[:cut] + tail)
+
+
+@SETTINGS
+@given(st.binary(min_size=1, max_size=600))
+def test_mutations_with_fixed_checksums(tmp_path_factory, payload):
+    """Forgeries whose CRCs are right: a CODE chunk replaced by arbitrary bytes."""
+    import struct
+
+    pos = 16
+    chunks = []
+    while pos < len(GOLDEN):
+        ctype, n = struct.unpack_from("<4sQ", GOLDEN, pos)
+        chunks.append((ctype, GOLDEN[pos + 12 : pos + 12 + n]))
+        pos += 12 + n + 4
+    i = [c for c, _ in chunks].index(b"CODE")
+    head = struct.pack("<4sQ", b"CODE", len(payload))
+    forged = head + payload + struct.pack("<I", zlib.crc32(head + payload))
+    body = b"".join(struct.pack("<4sQ", c, len(p)) + p + struct.pack("<I", zlib.crc32(struct.pack("<4sQ", c, len(p)) + p))
+                    for c, p in chunks[:i]) + forged + b"".join(
+        struct.pack("<4sQ", c, len(p)) + p + struct.pack("<I", zlib.crc32(struct.pack("<4sQ", c, len(p)) + p))
+        for c, p in chunks[i + 1 :])
+    check(tmp_path_factory.mktemp("f"), GOLDEN[:16] + body)
