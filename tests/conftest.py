@@ -12,7 +12,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> Path:
-    """A checkpoints folder holding one random-weight model of the 'test' config."""
+    """A checkpoints folder holding one random-weight model of the 'test' config, named as
+    the default there (so code paths without a model argument use it too)."""
     import jax
 
     from medcodec import checkpoint
@@ -23,6 +24,7 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
     params = codec.init(TEST_TINY, jax.random.PRNGKey(42))
     model_id = checkpoint.save(folder, TEST_TINY, params)
     (folder / "TINY_ID").write_text(model_id)
+    (folder / "DEFAULT").write_text(model_id)  # with MEDCODEC_CHECKPOINTS set, it is the default
     return folder
 
 
