@@ -215,8 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("quiet",):
-        setattr(args, name, getattr(args, name, False))
     try:
         return args.func(args)
     except MedcodecError as e:

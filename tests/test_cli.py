@@ -95,3 +95,8 @@ def test_bad_arguments_and_help(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "encode" in text and "decode" in text and "info" in text and "examples" in text
+
+
+def test_train_with_unknown_config_is_a_clean_error(tmp_path, capsys):
+    assert main(["train", "--config", "no-such-config", "--out", str(tmp_path / "run")]) == 2
+    assert "neither one of tiny" in capsys.readouterr().err

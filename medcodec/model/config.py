@@ -134,7 +134,13 @@ CONFIGS = {"tiny": CodecConfig(), "test": TEST_TINY, "toderici2017": TODERICI_20
 
 def named_config(name: str) -> CodecConfig:
     """A config from :data:`CONFIGS` or a JSON file path."""
+    from ..errors import InputError
+
     if name in CONFIGS:
         return CONFIGS[name]
-    with open(name, encoding="utf-8") as f:
-        return CodecConfig.from_json(f.read())
+    try:
+        with open(name, encoding="utf-8") as f:
+            return CodecConfig.from_json(f.read())
+    except (OSError, ValueError, TypeError) as e:
+        raise InputError(f"config {name!r} is neither one of {', '.join(CONFIGS)} nor a readable "
+                         f"JSON config file ({e})") from e
