@@ -23,6 +23,11 @@ from typing import Any
 class CodecConfig:
     """Widths, depths and kernels of the codec; see :func:`flops_per_pixel`.
 
+    The defaults are the shipped ``tiny`` model: per image pixel per iteration it costs
+    22.4 kFLOP to encode (plus the 26.9 kFLOP decoder the encoder also runs, 49.3 k in all)
+    and 26.9 kFLOP to decode, 1.31 M parameters; 32 bits per 16x16 block = 0.125 raw bpp
+    per iteration. (Toderici et al. 2017 with 1x1 hidden kernels: 918 k / 549 k.)
+
     Attributes:
       name: short architecture name, part of the model id.
       stem_channels: output channels of the stride-2 stem convolution.
@@ -111,6 +116,8 @@ def flops_per_pixel(cfg: CodecConfig) -> dict[str, float]:
     return {"encoder": enc, "decoder": dec, "encode_total": enc + dec}
 
 
+# The Toderici et al. (2017) widths, with 1x1 hidden kernels throughout:
+# 369 kFLOP/px/iter encoder, 549 k decoder (918 k to encode), for speed comparisons.
 TODERICI_2017 = CodecConfig(
     name="toderici2017",
     stem_channels=64,
@@ -120,6 +127,7 @@ TODERICI_2017 = CodecConfig(
 )
 
 
+# Unit tests only (random weights): 0.46 kFLOP/px/iter encoder, 0.57 k decoder.
 TEST_TINY = CodecConfig(
     name="test",
     stem_channels=8,
