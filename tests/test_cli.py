@@ -100,3 +100,26 @@ def test_bad_arguments_and_help(capsys):
 def test_train_with_unknown_config_is_a_clean_error(tmp_path, capsys):
     assert main(["train", "--config", "no-such-config", "--out", str(tmp_path / "run")]) == 2
     assert "neither one of tiny" in capsys.readouterr().err
+
+
+def test_bad_pixels_and_unknown_model_exit_2(tmp_path, tiny_model_id, tiny_checkpoints, capsys, monkeypatch):
+    nan_img = sitk.GetImageFromArray(np.array([[1.0, np.nan], [2.0, 3.0]], np.float32))
+    sitk.WriteImage(nan_img, str(tmp_path / "nan.nrrd"))
+    assert main(["encode", str(tmp_path / "nan.nrrd"), str(tmp_path / "n.mlc"), "--model", tiny_model_id]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert not (tmp_path / "n.mlc").exists()
+
+    rgb = sitk.GetImageFromArray(np.zeros((8, 8, 3), np.uint8), isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / "rgb.png"))
+    assert main(["encode", str(tmp_path / "rgb.png"), str(tmp_path / "c.mlc"), "--model", tiny_model_id]) == 2
+    assert "scalar grayscale" in capsys.readouterr().err
+
+    ok = sitk.GetImageFromArray(np.arange(64, dtype=np.int16).reshape(8, 8))
+    sitk.WriteImage(ok, str(tmp_path / "ok.nrrd"))
+    assert main(["-q", "encode", str(tmp_path / "ok.nrrd"), str(tmp_path / "ok.mlc"), "-k", "1",
+                 "--model", tiny_model_id]) == 0
+    monkeypatch.setenv("MEDCODEC_CHECKPOINTS", str(tmp_path / "elsewhere"))
+    checkpoint.load.cache_clear()
+    assert main(["decode", str(tmp_path / "ok.mlc"), str(tmp_path / "ok2.nrrd")]) == 2
+    err = capsys.readouterr().err
+    assert tiny_model_id in err and "not installed" in err and err.count("\n") == 1
