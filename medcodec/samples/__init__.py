@@ -47,5 +47,6 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
             return 1
         print(f"{k:>10} {stats.bytes:>9} {stats.bpp:>7.3f} {stats.ratio:>6.1f}:1 {prep.psnr(array, decoded):>8.2f} "
               f"{prep.max_abs_error(array, decoded):>8g} {t1 - t0:>6.2f} {t2 - t1:>6.2f}", file=out)
-    print(f"files in {folder} (PSNR peak = image max - min; bpp counted from the bytes on disk)", file=out)
+    print(f"files in {folder} (PSNR peak = image max - min; bpp counted from the bytes on disk; "
+          "seconds include compiling for each new iteration count)", file=out)
     return 0
