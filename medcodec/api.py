@@ -22,7 +22,7 @@ import numpy as np
 
 from . import container, prep
 from .errors import ContainerError, InputError, ModelMismatchError
-from .imageio import Geometry
+from .imagefiles import Geometry
 
 Progress = Callable[[int], None]  # called with the number of slices just finished
 
@@ -84,7 +84,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     import jax.numpy as jnp
 
     from . import checkpoint
-    from .imageio import check_output
+    from .imagefiles import check_output
     from .model import codec
 
     array = prep.check_array(array)
@@ -207,7 +207,7 @@ def geometry_of(header: container.Header) -> Geometry:
 
 def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
     """Encode a SimpleITK image (geometry and metadata kept); kwargs as :func:`compress`."""
-    from .imageio import from_sitk
+    from .imagefiles import from_sitk
 
     array, geometry, metadata = from_sitk(image)
     metadata.update(kwargs.pop("metadata", None) or {})
@@ -216,7 +216,7 @@ def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
 
 def read(path: str | os.PathLike, iterations: int | None = None, progress: Progress | None = None):
     """Decode a ``.mlc`` file to a SimpleITK image with its geometry and metadata."""
-    from .imageio import to_sitk
+    from .imagefiles import to_sitk
 
     array, header = decompress(path, iterations, progress)
     return to_sitk(array, geometry_of(header), header.metadata)

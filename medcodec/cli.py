@@ -50,7 +50,7 @@ def _slices_of(array) -> int:
 
 def cmd_encode(args) -> int:
     from . import api
-    from .imageio import from_sitk, read_image
+    from .imagefiles import from_sitk, read_image
 
     array, geometry, metadata = from_sitk(read_image(args.input, args.series))
     update, close = _progress(_slices_of(array), args.quiet, "encode")
@@ -69,7 +69,7 @@ def cmd_encode(args) -> int:
 
 def cmd_decode(args) -> int:
     from . import api, container, prep
-    from .imageio import check_output, write_image
+    from .imagefiles import check_output, write_image
 
     total = container.read_header(args.input).slices
     check_output(args.output, args.force)  # before the work, not after it
@@ -81,7 +81,7 @@ def cmd_decode(args) -> int:
     write_image(image, args.output, overwrite=args.force)
     line = f"{args.output}: {image.GetSize()} {image.GetPixelIDTypeAsString()}"
     if args.reference:
-        from .imageio import from_sitk, read_image
+        from .imagefiles import from_sitk, read_image
 
         ref = from_sitk(read_image(args.reference))[0]
         dec = from_sitk(image)[0]

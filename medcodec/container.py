@@ -261,7 +261,7 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
     Without ``overwrite`` an existing ``path`` is never replaced. No partial file remains
     at ``path`` or beside it if anything fails.
     """
-    from .imageio import check_output
+    from .imagefiles import check_output
 
     path = check_output(path, overwrite)
     parent = path.parent

@@ -54,7 +54,7 @@ def _plugin_class():
 
         def write(self, ndimage, *, iterations=None, spacing=None, is_batch=False):
             from medcodec import api
-            from medcodec.imageio import Geometry
+            from medcodec.imagefiles import Geometry
 
             import numpy as np
 

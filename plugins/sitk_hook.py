@@ -88,7 +88,7 @@ def _physical_point(header, index) -> tuple[float, ...]:
 def read_region(sitk, path, extract_size=(), extract_index=()):
     """Decode a ``.mlc`` file (or only the slices an ITK extract region needs) to an image."""
     from medcodec import api, container
-    from medcodec.imageio import Geometry, to_sitk
+    from medcodec.imagefiles import Geometry, to_sitk
 
     if not extract_size:
         return api.read(path)

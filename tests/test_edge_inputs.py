@@ -9,7 +9,7 @@ import pytest
 
 import medcodec
 from medcodec import checkpoint
-from medcodec.imageio import Geometry
+from medcodec.imagefiles import Geometry
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
     """Encode the bundled volume at several iteration counts up to ``iterations``, decode
     each file, and print rate (from the file size) and quality."""
     from .. import api, prep
-    from ..imageio import from_sitk, read_image
+    from ..imagefiles import from_sitk, read_image
 
     out = out or sys.stdout
 
