@@ -80,7 +80,6 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     ``iterations`` (1..model max) sets rate and quality: each iteration adds
     ``bits / factor^2`` raw bits per pixel. Returns measured :class:`EncodeStats`.
     """
-    import jax
     import jax.numpy as jnp
 
     from . import checkpoint
@@ -114,7 +113,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
     pixel_mask = np.zeros((batch, hc, wc, 1), np.float32)
     pixel_mask[:, :height, :width] = 1.0
-    params = jax.device_put(model.params)
+    params = model.device_params
     recon = np.empty_like(slices)
     packed: list[list[tuple[int, bytes]]] = []
     sse = np.zeros(iterations)
@@ -150,7 +149,6 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
     Only the CODE chunks of the requested slices and of the first ``iterations`` are read.
     ``slices`` indexes the flattened leading axes (z, or t*z for 4D); None means all.
     """
-    import jax
     import jax.numpy as jnp
 
     from . import checkpoint
@@ -173,7 +171,7 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         if hc % cfg.factor or wc % cfg.factor or hc < h.height or wc < h.width:
             raise InputError(f"{path}: coded size {hc}x{wc} does not fit the model")
         mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
-        params = jax.device_put(model.params)
+        params = model.device_params
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
         for start, stop in _batches(len(wanted), batch):
             codes = np.zeros((k, batch, hc // cfg.factor, wc // cfg.factor, cfg.bits), np.int8)

@@ -34,6 +34,13 @@ class Model:
     params: dict
     path: Path | None = None
 
+    @functools.cached_property
+    def device_params(self):
+        """The parameters on the default JAX device, transferred once per loaded model."""
+        import jax
+
+        return jax.device_put(self.params)
+
 
 def _flatten(tree: dict, prefix: str = "") -> list[tuple[str, np.ndarray]]:
     out = []

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from medcodec import container
 from medcodec.errors import MedcodecError
 
+from ..test_container import _chunks
+
 GOLDEN = (Path(__file__).parent.parent / "data" / "golden_v1.mlc").read_bytes()
 SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -59,13 +61,7 @@ def test_truncated_or_extended(tmp_path_factory, cut, tail):
 @given(st.binary(min_size=1, max_size=600))
 def test_mutations_with_fixed_checksums(tmp_path_factory, payload):
     """Forgeries whose CRCs are right: a CODE chunk replaced by arbitrary bytes."""
-    import struct
-
-    pos, chunks = 16, []
-    while pos < len(GOLDEN):
-        ctype, n = struct.unpack_from("<4sQ", GOLDEN, pos)
-        chunks.append((ctype, GOLDEN[pos + 12 : pos + 12 + n]))
-        pos += 12 + n + 4
+    chunks = _chunks(GOLDEN)
     i = [c for c, _ in chunks].index(b"CODE")
     chunks[i] = (b"CODE", payload)
     check(tmp_path_factory.mktemp("f"), GOLDEN[:16] + b"".join(container._chunk(c, p) for c, p in chunks))
