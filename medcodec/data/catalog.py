@@ -45,6 +45,9 @@ CATALOG: tuple[Entry, ...] = (
           installed=False),
     Entry("mr_dwi_axasc35", "heudiconv==1.5.1", "heudiconv/tests/data/axasc35.dcm", "train", "MR",
           installed=False),
+    *(Entry(f"mr_b0dwi_mosaic{i}", "heudiconv==1.5.1",
+            f"heudiconv/tests/data/b0dwiForFmap/b0dwi_for_fmap+0000{i}.dcm", "train", "MR",
+            installed=False) for i in (1, 2, 3)),
     Entry("mr_epi_example4d", "nibabel", "tests/data/example4d.nii.gz", "train", "MR"),
     Entry("mr_nicom_0", "nibabel", "nicom/tests/data/0.dcm", "train", "MR"),
     # --- development evaluation set: never train on these ---

@@ -30,6 +30,7 @@ class ConvLSTMCell(nn.Module):
     input_kernel: int = 3
     hidden_kernel: int = 1
     stride: int = 1
+    dtype: jnp.dtype = jnp.float32  # convolution compute dtype; the state stays float32
 
     @nn.compact
     def __call__(self, carry, x):
@@ -40,6 +41,7 @@ class ConvLSTMCell(nn.Module):
             strides=(self.stride, self.stride),
             padding="SAME",
             bias_init=_forget_bias_init,
+            dtype=self.dtype,
             name="input_conv",
         )(x)
         gates = gates + nn.Conv(
@@ -47,9 +49,10 @@ class ConvLSTMCell(nn.Module):
             (self.hidden_kernel, self.hidden_kernel),
             padding="SAME",
             use_bias=False,
+            dtype=self.dtype,
             name="hidden_conv",
         )(h)
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        i, f, g, o = jnp.split(gates.astype(jnp.float32), 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (c, h), h

@@ -20,39 +20,42 @@ class Encoder(nn.Module):
     """Residual (N, H, W, 1) -> pre-binarization codes (N, H/F, W/F, bits) in [-1, 1]."""
 
     config: CodecConfig
+    dtype: jnp.dtype = jnp.float32  # compute dtype of the convolutions (bfloat16 on GPU/TPU)
 
     @nn.compact
     def __call__(self, state: State, residual: jax.Array):
         cfg = self.config
-        x = nn.Conv(cfg.stem_channels, (3, 3), strides=(2, 2), padding="SAME", name="stem")(residual)
+        x = nn.Conv(cfg.stem_channels, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                    name="stem")(residual)
         new_state = []
         for i, features in enumerate(cfg.encoder_channels):
             carry, x = ConvLSTMCell(
-                features, cfg.input_kernel, cfg.hidden_kernel, stride=2, name=f"lstm{i}"
+                features, cfg.input_kernel, cfg.hidden_kernel, stride=2, dtype=self.dtype, name=f"lstm{i}"
             )(state[i], x)
             new_state.append(carry)
-        x = nn.Conv(cfg.bits, (1, 1), use_bias=False, name="to_bits")(x)
-        return tuple(new_state), jnp.tanh(x)
+        x = nn.Conv(cfg.bits, (1, 1), use_bias=False, dtype=self.dtype, name="to_bits")(x)
+        return tuple(new_state), jnp.tanh(x.astype(jnp.float32))
 
 
 class Decoder(nn.Module):
     """Codes (N, H/F, W/F, bits) -> additive update of the reconstruction (N, H, W, 1)."""
 
     config: CodecConfig
+    dtype: jnp.dtype = jnp.float32  # compute dtype of the convolutions (bfloat16 on GPU/TPU)
 
     @nn.compact
     def __call__(self, state: State, bits: jax.Array):
         cfg = self.config
-        x = nn.Conv(cfg.decoder_channels[0], (1, 1), name="from_bits")(bits)
+        x = nn.Conv(cfg.decoder_channels[0], (1, 1), dtype=self.dtype, name="from_bits")(bits)
         new_state = []
         for i, features in enumerate(cfg.decoder_channels):
             carry, x = ConvLSTMCell(
-                features, cfg.input_kernel, cfg.hidden_kernel, stride=1, name=f"lstm{i}"
+                features, cfg.input_kernel, cfg.hidden_kernel, stride=1, dtype=self.dtype, name=f"lstm{i}"
             )(state[i], x)
             new_state.append(carry)
             x = depth_to_space(x, 2)
-        x = nn.Conv(1, (1, 1), name="to_image")(x)
-        return tuple(new_state), x
+        x = nn.Conv(1, (1, 1), dtype=self.dtype, name="to_image")(x)
+        return tuple(new_state), x.astype(jnp.float32)
 
 
 def zero_states(cfg: CodecConfig, n: int, h: int, w: int, dtype=jnp.float32):
