@@ -124,7 +124,9 @@ def load(model_id: str | None = None) -> Model:
     import orbax.checkpoint as ocp
 
     from .model import codec
+    from .runtime import enable_compilation_cache
 
+    enable_compilation_cache()
     model_id = model_id or default_model_id()
     folder = find(model_id)
     try:

@@ -9,6 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# One XLA compilation cache for the whole test session (shared with the subprocesses the
+# plugin tests start), never the user's own cache folder.
+if "MEDCODEC_XLA_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["MEDCODEC_XLA_CACHE"] = tempfile.mkdtemp(prefix="medcodec-xla-")
+
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> Path:
