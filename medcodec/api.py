@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import container, prep
+from . import container, entropy, prep
 from .errors import ContainerError, InputError, ModelMismatchError
 from .imagefiles import Geometry
 
@@ -127,7 +127,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
                                              window, array.dtype.name)
         for s in range(stop - start):
-            packed.append([container.pack_codes(codes[t, s]) for t in range(iterations)])
+            packed.append(entropy.encode_slice(codes[:, s]))
         if progress:
             progress(stop - start)
     nbytes = container.write(path, header, packed, overwrite=overwrite)
@@ -176,9 +176,8 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         for start, stop in _batches(len(wanted), batch):
             codes = np.zeros((k, batch, hc // cfg.factor, wc // cfg.factor, cfg.bits), np.int8)
             for i in range(start, stop):
-                for t in range(k):
-                    coding, data = reader.read_codes(wanted[i], t)
-                    codes[t, i - start, :gh, :gw] = container.unpack_codes(coding, data, (gh, gw, cfg.bits))
+                chunks = [reader.read_codes(wanted[i], t) for t in range(k)]
+                codes[:, i - start, :gh, :gw] = entropy.decode_slice(chunks, (gh, gw, cfg.bits))
             rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask)
             out[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, : h.height, : h.width, 0],
                                                h.window, h.pixel_type)

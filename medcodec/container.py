@@ -1,4 +1,4 @@
-"""The ``.mlc`` container, format version 1 (the one place that defines it).
+"""The ``.mlc`` container, format version 1.1 (the one place that defines it).
 
 Layout (all integers little-endian)::
 
@@ -33,8 +33,13 @@ version may place optional chunks between CODE chunks; they are skipped).
 
 ``CODE`` (required) u32 slice, u16 iteration, u8 coding, then the codes of that slice and
 iteration: coding 0 = ``numpy.packbits`` of (codes > 0) in (h, w, bits) C order; coding 1 =
-the same, zlib-deflated. A reader decodes the first k iterations of any slice by reading
-only those chunks (progressive decoding).
+the same, zlib-deflated; coding 2 (since 1.1) = context-model range coding, defined in
+:mod:`medcodec.entropy` (its model state carries from iteration to iteration of a slice, so
+iterations are decoded in order). A reader decodes the first k iterations of any slice by
+reading only those chunks (progressive decoding).
+
+Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2. A 1.1 reader reads 1.0 files
+unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
 ``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
@@ -58,7 +63,7 @@ import numpy as np
 from .errors import ContainerError, TruncatedFileError, UnsupportedVersionError, WriteError
 
 MAGIC = b"\x89MLC\r\n\x1a\n"
-VERSION = (1, 0)
+VERSION = (1, 1)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}
@@ -247,6 +252,8 @@ def unpack_codes(coding: int, data: bytes, shape: tuple[int, int, int]) -> np.nd
             data = zlib.decompress(data)
         except zlib.error as e:
             raise ContainerError("CODE chunk does not inflate") from e
+    elif coding == 2:  # stateful: medcodec.entropy.decode_slice decodes it
+        raise ContainerError("CODE chunk is context-coded; decode it with medcodec.entropy.decode_slice")
     elif coding != CODING_RAW:
         raise UnsupportedVersionError(f"CODE chunk uses unknown coding {coding}; upgrade medcodec")
     if len(data) != (n + 7) // 8:

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medcodec import container
+from medcodec import container, entropy
 from medcodec.errors import (ContainerError, MedcodecError, TruncatedFileError,
                              UnsupportedVersionError, WriteError)
 
-GOLDEN = Path(__file__).parent / "data" / "golden_v1.mlc"
+GOLDEN = Path(__file__).parent / "data" / "golden_v1.mlc"  # written by format 1.0
+GOLDEN_1_1 = Path(__file__).parent / "data" / "golden_v1_1.mlc"  # 1.1: context-coded codes
 
 
 def make_header(slices=2, iterations=3, bits=4, gh=2, gw=3) -> container.Header:
@@ -60,16 +61,36 @@ def test_constant_chunk_is_deflated():
     assert coding == container.CODING_ZLIB and len(data) < 16 * 16 * 32 // 8
 
 
-def test_golden_file_bytes_and_contents(tmp_path):
-    """The v1 byte layout is frozen: this version writes exactly the committed golden file,
-    and the golden file reads back to the known header and codes."""
-    p = tmp_path / "g.mlc"
-    arrays = write_sample(p)
-    assert p.read_bytes() == GOLDEN.read_bytes(), "v1 layout changed: files would not stay compatible"
+def test_golden_v1_0_file_still_reads():
+    """Files written by format 1.0 stay readable: header and every code chunk."""
+    arrays, _ = make_codes(make_header())
     with container.Reader(GOLDEN) as r:
-        assert r.header.size == (40, 30, 2)
-        coding, data = r.read_codes(1, 2)
-        np.testing.assert_array_equal(container.unpack_codes(coding, data, (2, 3, 4)), arrays[1, 2])
+        assert r.version == (1, 0) and r.header.size == (40, 30, 2)
+        for s in range(2):
+            chunks = [r.read_codes(s, t) for t in range(3)]
+            np.testing.assert_array_equal(entropy.decode_slice(chunks, (2, 3, 4)), arrays[s])
+        r.verify_end()
+
+
+def test_golden_v1_1_bytes_and_contents(tmp_path):
+    """The 1.1 byte layout (incl. the context coder's bitstream) is frozen: this version
+    writes exactly the committed golden file, which decodes back to the known codes."""
+    h = make_header(iterations=4, gh=6, gw=5)
+    rng = np.random.default_rng(7)
+    arrays = np.where(rng.random((2, 4, 6, 5, 4)) < 0.2, 1, -1).astype(np.int8)
+    arrays[1, :, :3] = 1  # a flat area, as in air
+    packed = [entropy.encode_slice(arrays[s]) for s in range(2)]
+    assert any(coding == entropy.CODING_CONTEXT for chunks in packed for coding, _ in chunks)
+    p = tmp_path / "g.mlc"
+    container.write(p, h, packed)
+    assert p.read_bytes() == GOLDEN_1_1.read_bytes(), "1.1 layout changed: files would not stay compatible"
+    with container.Reader(GOLDEN_1_1) as r:
+        assert r.version == (1, 1)
+        for s in range(2):
+            chunks = [r.read_codes(s, t) for t in range(4)]
+            np.testing.assert_array_equal(entropy.decode_slice(chunks, (6, 5, 4)), arrays[s])
+            # progressive: the first 2 iterations decode alone
+            np.testing.assert_array_equal(entropy.decode_slice(chunks[:2], (6, 5, 4)), arrays[s, :2])
 
 
 def test_golden_file_starts_with_documented_layout():

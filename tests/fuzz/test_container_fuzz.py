@@ -7,23 +7,24 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medcodec import container
+from medcodec import container, entropy
 from medcodec.errors import MedcodecError
 
 from ..test_container import _chunks
 
-GOLDEN = (Path(__file__).parent.parent / "data" / "golden_v1.mlc").read_bytes()
+DATA = Path(__file__).parent.parent / "data"
+GOLDEN = (DATA / "golden_v1.mlc").read_bytes()  # format 1.0: packed / deflated codes
+GOLDEN_1_1 = (DATA / "golden_v1_1.mlc").read_bytes()  # format 1.1: context-coded codes
 SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def read_everything(path: Path) -> None:
     with container.Reader(path) as r:
         h = r.header
-        shape = (2, 3, h.bits)  # the golden file's code grid
+        shape = (2, 3, h.bits) if r.version == (1, 0) else (6, 5, h.bits)  # the golden code grids
         for s in range(h.slices):
-            for t in range(h.iterations):
-                codes = container.unpack_codes(*r.read_codes(s, t), shape)
-                assert set(np.unique(codes)) <= {-1, 1}
+            codes = entropy.decode_slice([r.read_codes(s, t) for t in range(h.iterations)], shape)
+            assert set(np.unique(codes)) <= {-1, 1}
         r.verify_end()
 
 
@@ -43,9 +44,10 @@ def test_random_bytes(tmp_path_factory, data):
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.integers(0, len(GOLDEN) - 1), st.integers(1, 255)), min_size=1, max_size=8))
-def test_mutated_golden_file(tmp_path_factory, edits):
-    data = bytearray(GOLDEN)
+@given(st.sampled_from([GOLDEN, GOLDEN_1_1]),
+       st.lists(st.tuples(st.integers(0, len(GOLDEN) - 1), st.integers(1, 255)), min_size=1, max_size=8))
+def test_mutated_golden_file(tmp_path_factory, golden, edits):
+    data = bytearray(golden)
     for pos, xor in edits:
         data[pos] ^= xor
     check(tmp_path_factory.mktemp("m"), bytes(data))
@@ -58,10 +60,14 @@ def test_truncated_or_extended(tmp_path_factory, cut, tail):
 
 
 @SETTINGS
-@given(st.binary(min_size=1, max_size=600))
-def test_mutations_with_fixed_checksums(tmp_path_factory, payload):
-    """Forgeries whose CRCs are right: a CODE chunk replaced by arbitrary bytes."""
-    chunks = _chunks(GOLDEN)
-    i = [c for c, _ in chunks].index(b"CODE")
+@given(st.sampled_from([GOLDEN, GOLDEN_1_1]), st.integers(0, 7), st.binary(min_size=1, max_size=600))
+def test_mutations_with_fixed_checksums(tmp_path_factory, golden, which, payload):
+    """Forgeries whose CRCs are right: a CODE chunk replaced by arbitrary bytes (for the 1.1
+    file, often a context-coded chunk with a valid prefix and garbage words)."""
+    chunks = _chunks(golden)
+    code_at = [i for i, (c, _) in enumerate(chunks) if c == b"CODE"]
+    i = code_at[which % len(code_at)]
+    if golden is GOLDEN_1_1 and payload[0] % 2:  # keep slice/iteration/coding, garble the words
+        payload = chunks[i][1][:7] + payload
     chunks[i] = (b"CODE", payload)
-    check(tmp_path_factory.mktemp("f"), GOLDEN[:16] + b"".join(container._chunk(c, p) for c, p in chunks))
+    check(tmp_path_factory.mktemp("f"), golden[:16] + b"".join(container._chunk(c, p) for c, p in chunks))

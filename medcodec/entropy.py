@@ -1,0 +1,161 @@
+"""Context-model entropy coding of the binary codes (``CODE`` chunk coding 2).
+
+A slice's codes, shape (T, h, w, bits) in {-1, +1}, are visited iteration by iteration,
+channel by channel, and each (iteration, channel) plane in four polyphase passes: positions
+(even, even), (odd, odd), (even, odd), (odd, even). All positions of one pass are coded at
+once by a range coder (``constriction``) with one Bernoulli probability per position, taken
+from the context of the bit, built only from bits the decoder already has:
+
+- ``prev``: the same bit in iteration t-1 (none / -1 / +1),
+- ``below``: channel c-1 at the same place in iteration t (none / -1 / +1),
+- ``spatial``: pass 1: how many of the 4 neighbours in iteration t-1 are +1 (0..4); pass 2:
+  how many of the 4 diagonal neighbours in this plane (all from pass 1) are +1; passes 3-4:
+  how many of the 4 direct neighbours in this plane are +1 (15 states in all),
+
+3 x 3 x 15 = 135 contexts. The model is adaptive per slice: integer counts (n0, n1) per
+context, updated after each pass, halved above :data:`COUNT_LIMIT`, turned into 16-bit
+fixed-point probabilities. Everything the probabilities depend on is integer arithmetic, so
+encoder and decoder agree bit for bit on any machine (a float context network may differ by
+an ulp between CPU and GPU and break the stream).
+
+Each iteration of a slice is one chunk, so progressive decoding keeps working: a reader
+decodes iterations 0..k-1 of a slice in order and the counts carry across them. Per chunk,
+the writer keeps whichever is smaller, the context-coded stream (coding 2) or the packed /
+deflated bits (codings 0 / 1, see :mod:`medcodec.container`); the model is updated from the
+decoded bits either way. Payload of coding 2: the range coder's 32-bit words, little-endian.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ContainerError
+
+CODING_CONTEXT = 2
+COUNT_LIMIT = 1024  # counts are halved above this, so the model keeps adapting
+PROB_BITS = 16
+_PROB_MIN = 16  # probabilities stay in [16, 65520] / 65536: no symbol is ever impossible
+_N_CONTEXTS = 3 * 3 * 15
+_PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
+
+
+def _neighbour_sum(plane: np.ndarray, diagonal: bool) -> np.ndarray:
+    p = np.pad(plane, 1).astype(np.int64)
+    if diagonal:
+        return p[:-2, :-2] + p[:-2, 2:] + p[2:, :-2] + p[2:, 2:]
+    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+
+
+class SliceModel:
+    """Adaptive context counts of one slice; :meth:`walk` visits one iteration."""
+
+    def __init__(self):
+        self.counts = np.ones((_N_CONTEXTS, 2), np.int64)  # (n0, n1), Laplace start
+
+    def probabilities(self, ctx: np.ndarray) -> np.ndarray:
+        """P(bit = +1) per position, float64 k / 2^16 (exact), from integer counts."""
+        n0, n1 = self.counts[ctx, 0], self.counts[ctx, 1]
+        q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
+        return np.clip(q, _PROB_MIN, (1 << PROB_BITS) - _PROB_MIN).astype(np.float64) / (1 << PROB_BITS)
+
+    def _update(self, ctx: np.ndarray, ones: np.ndarray) -> None:
+        self.counts[:, 1] += np.bincount(ctx[ones], minlength=_N_CONTEXTS)
+        self.counts[:, 0] += np.bincount(ctx[~ones], minlength=_N_CONTEXTS)
+        big = self.counts.sum(axis=1) > COUNT_LIMIT
+        self.counts[big] = (self.counts[big] + 1) >> 1
+
+    def walk(self, prev: np.ndarray | None, cur: np.ndarray, code_pass) -> None:
+        """Visit iteration t in coding order. prev: bool (h, w, bits) of iteration t-1 or
+        None; cur: bool (h, w, bits), filled pass by pass with what ``code_pass(ctx, sel, c)``
+        returns (the bits of channel c at positions ``sel``, given their contexts)."""
+        h, w, bits = cur.shape
+        zeros = np.zeros((h, w), np.int64)
+        for c in range(bits):
+            if prev is None:
+                p, nbr_prev = zeros, zeros
+            else:
+                p = prev[:, :, c].astype(np.int64) + 1
+                nbr_prev = _neighbour_sum(prev[:, :, c], diagonal=False)
+            below = cur[:, :, c - 1].astype(np.int64) + 1 if c else zeros
+            base = (p * 3 + below) * 15
+            for k, (py, px) in enumerate(_PHASES):
+                sel = (slice(py, None, 2), slice(px, None, 2))
+                if k == 0:
+                    spatial = nbr_prev[sel]
+                elif k == 1:
+                    spatial = 5 + _neighbour_sum(cur[:, :, c], diagonal=True)[sel]
+                else:
+                    spatial = 10 + _neighbour_sum(cur[:, :, c], diagonal=False)[sel]
+                ctx = (base[sel] + spatial).ravel()
+                if ctx.size == 0:
+                    continue
+                ones = np.asarray(code_pass(ctx, sel, c), bool).reshape(-1)
+                cur[sel + (c,)] = ones.reshape(cur[sel + (c,)].shape)
+                self._update(ctx, ones)
+
+
+def _family():
+    import constriction
+
+    return constriction.stream.model.Bernoulli(perfect=False)
+
+
+def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
+    """Codes (T, h, w, bits) of one slice (+-1) -> (coding, payload) per iteration."""
+    import constriction
+
+    from .container import pack_codes
+
+    codes = np.asarray(codes) > 0
+    model, family = SliceModel(), _family()
+    out = []
+    prev = None
+    for t in range(codes.shape[0]):
+        enc = constriction.stream.queue.RangeEncoder()
+        truth = codes[t]
+
+        def code_pass(ctx, sel, c, truth=truth, enc=enc):
+            x = truth[sel + (c,)].ravel()
+            enc.encode(x.astype(np.int32), family, model.probabilities(ctx))
+            return x
+
+        cur = np.zeros_like(truth)
+        model.walk(prev, cur, code_pass)
+        context_coded = enc.get_compressed().astype("<u4").tobytes()
+        packed = pack_codes(np.where(truth, 1, -1).astype(np.int8))
+        out.append((CODING_CONTEXT, context_coded) if len(context_coded) < len(packed[1]) else packed)
+        prev = truth
+    return out
+
+
+def decode_slice(chunks: list[tuple[int, bytes]], shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`encode_slice` for the first ``len(chunks)`` iterations: int8 +-1
+    (k, h, w, bits). Raises ContainerError for a stream that does not decode."""
+    import constriction
+
+    from .container import unpack_codes
+
+    model, family = SliceModel(), _family()
+    out = np.empty((len(chunks),) + tuple(shape), np.int8)
+    prev = None
+    for t, (coding, data) in enumerate(chunks):
+        cur = np.zeros(shape, bool)
+        if coding == CODING_CONTEXT:
+            if len(data) % 4:
+                raise ContainerError("entropy-coded CODE chunk is not a whole number of 32-bit words")
+            dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
+
+            def code_pass(ctx, sel, c, dec=dec):
+                return np.asarray(dec.decode(family, model.probabilities(ctx))) > 0
+        else:
+            known = unpack_codes(coding, data, shape) > 0
+
+            def code_pass(ctx, sel, c, known=known):
+                return known[sel + (c,)]
+        try:
+            model.walk(prev, cur, code_pass)
+        except (ValueError, RuntimeError, OverflowError) as e:
+            raise ContainerError(f"entropy-coded CODE chunk of iteration {t + 1} does not decode: {e}") from e
+        out[t] = np.where(cur, 1, -1)
+        prev = cur
+    return out
