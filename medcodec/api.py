@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import zlib
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import container, entropy, prep
-from .errors import ContainerError, InputError, ModelMismatchError
+from . import container, entropy, prep, residual
+from .errors import (ContainerError, InputError, MedcodecError, ModelMismatchError,
+                     ReconstructionMismatchError)
 from .imagefiles import Geometry
 
 Progress = Callable[[int], None]  # called with the number of slices just finished
@@ -41,10 +43,13 @@ class EncodeStats:
     max_error: float
     psnr_per_iteration: list[float]
     model_id: str
+    error_bound: int | None = None  # E of the residual layer (0 = lossless), None without one
 
     def summary(self) -> str:
+        bound = "" if self.error_bound is None else (
+            ", lossless" if self.error_bound == 0 else f", bound {self.error_bound}")
         return (f"{self.path}: {self.bytes} bytes, {self.bpp:.3f} bpp, ratio {self.ratio:.1f}:1, "
-                f"PSNR {self.psnr:.2f} dB, max error {self.max_error:g} ({self.iterations} iterations)")
+                f"PSNR {self.psnr:.2f} dB, max error {self.max_error:g} ({self.iterations} iterations{bound})")
 
 
 def _slices(array: np.ndarray) -> np.ndarray:
@@ -71,14 +76,39 @@ def _layout(cfg, height: int, width: int, n_slices: int):
     return hc, wc, gh, gw, batch
 
 
+def _base_batch(params, cfg, codes: np.ndarray, mask, height: int, width: int, window,
+                dtype: str) -> np.ndarray:
+    """The decoder's reconstruction of a batch of code arrays (k, batch, hc/F, wc/F, bits),
+    cropped and in the pixel type: exactly what decoding a file gives on this machine."""
+    import jax.numpy as jnp
+
+    from .model import codec
+
+    rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask)
+    return prep.denormalise(np.asarray(rec)[:, :height, :width, 0], window, dtype)
+
+
+def _check_max_error(max_error, array: np.ndarray) -> int | None:
+    if max_error is None:
+        return None
+    if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error < 65536:
+        raise InputError(f"max_error must be a whole number from 0 to 65535, got {max_error!r}")
+    if array.dtype.kind not in "iu":
+        raise InputError(f"a bounded error (max_error / lossless) needs integer pixels; this image is "
+                         f"{array.dtype.name}: convert it to an integer type first")
+    return int(max_error)
+
+
 def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
              geometry: Geometry | None = None, metadata: dict[str, str] | None = None,
              model_id: str | None = None, overwrite: bool = False,
-             progress: Progress | None = None) -> EncodeStats:
+             progress: Progress | None = None, max_error: int | None = None) -> EncodeStats:
     """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
 
-    ``iterations`` (1..model max) sets rate and quality: each iteration adds
-    ``bits / factor^2`` raw bits per pixel. Returns measured :class:`EncodeStats`.
+    ``iterations`` (1..model max) sets rate and quality of the learned layers: each adds
+    up to ``bits / factor^2`` bits per pixel (less after entropy coding). ``max_error`` E
+    (integer images) adds the residual layer: every decoded voxel is within E of the
+    original (0 = lossless), verified here by decoding. Returns measured :class:`EncodeStats`.
     """
     import jax.numpy as jnp
 
@@ -87,6 +117,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     from .model import codec
 
     array = prep.check_array(array)
+    max_error = _check_max_error(max_error, array)
     check_output(path, overwrite)  # fail before the encoding work, not after it
     model = checkpoint.load(model_id)
     cfg = model.config
@@ -116,29 +147,53 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     params = model.device_params
     recon = np.empty_like(slices)
     packed: list[list[tuple[int, bytes]]] = []
+    resid: list[tuple[int, int, bytes]] = []
     sse = np.zeros(iterations)
     for start, stop in _batches(n, batch):
         x = prep.pad_slices(prep.normalise(slices[start:stop], window), hc, wc)
         x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
         codes, err, rec = codec.encode(params, jnp.asarray(x[..., None]), config=cfg, iterations=iterations,
                                        code_mask=mask, pixel_mask=jnp.asarray(pixel_mask))
-        codes = np.asarray(codes)[:, : stop - start, :gh, :gw]
+        codes = np.array(codes)  # writable copy
+        # what a decoder puts where nothing is stored: unused batch rows, bucket padding
+        codes[:, stop - start :] = 0
+        codes[:, :, gh:] = 0
+        codes[:, :, :, gw:] = 0
         sse += np.asarray(err)[:, : stop - start].sum(axis=1)
         recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
                                              window, array.dtype.name)
         for s in range(stop - start):
-            packed.append(entropy.encode_slice(codes[:, s]))
+            packed.append(entropy.encode_slice(codes[:, s, :gh, :gw]))
+        if max_error is not None:
+            base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name)
+            for s in range(stop - start):
+                resid.append(_residual_slice(slices[start + s], base[s], max_error))
+                recon[start + s] = residual.reconstruct(base[s], residual.decode_slice(base[s], resid[-1][2]),
+                                                        max_error, array.dtype)
         if progress:
             progress(stop - start)
-    nbytes = container.write(path, header, packed, overwrite=overwrite)
+    layer = None if max_error is None else container.ResidualLayer(max_error, resid)
+    nbytes = container.write(path, header, packed, overwrite=overwrite, residual=layer)
     decoded = recon.reshape(array.shape)
+    if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected
+        os.unlink(path)
+        raise MedcodecError(f"internal error: the residual layer missed the bound {max_error}; "
+                            "no file was written, please report this")
     mse_norm = sse / array.size
     per_iter = [10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse_norm]
     return EncodeStats(
         path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
         ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
         max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=per_iter,
-        model_id=model.model_id)
+        model_id=model.model_id, error_bound=max_error)
+
+
+def _residual_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[int, int, bytes]:
+    """(crc_base, crc_final, stream) of one slice's residual layer."""
+    q = residual.quantize(original, base, max_error)
+    final = residual.reconstruct(base, q, max_error, original.dtype)
+    return (zlib.crc32(np.ascontiguousarray(base).tobytes()), zlib.crc32(final.tobytes()),
+            residual.encode_slice(base, q))
 
 
 def decode_slices(path: str | os.PathLike, iterations: int | None = None,
@@ -178,14 +233,32 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             for i in range(start, stop):
                 chunks = [reader.read_codes(wanted[i], t) for t in range(k)]
                 codes[:, i - start, :gh, :gw] = entropy.decode_slice(chunks, (gh, gw, cfg.bits))
-            rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask)
-            out[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, : h.height, : h.width, 0],
-                                               h.window, h.pixel_type)
+            base = _base_batch(params, cfg, codes, mask, h.height, h.width, h.window, h.pixel_type)
+            out[start:stop] = base[: stop - start]
+            if reader.max_error is not None and k == h.iterations:
+                for i in range(start, stop):
+                    out[i] = _apply_residual(reader, wanted[i], out[i], path)
             if progress:
                 progress(stop - start)
         if k == h.iterations and slices is None:
             reader.verify_end()
     return out, h
+
+
+def _apply_residual(reader, slice_index: int, base: np.ndarray, path) -> np.ndarray:
+    """Base + the slice's residual layer; refuses a base that differs from the encoder's."""
+    crc_base, crc_final, data = reader.read_residual(slice_index)
+    if zlib.crc32(np.ascontiguousarray(base).tobytes()) != crc_base:
+        raise ReconstructionMismatchError(
+            f"{path}: this machine's network reconstructs slice {slice_index} differently from the "
+            "machine that encoded it (floating-point drift between CPU/GPU or library versions), so "
+            f"the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
+            "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
+    final = residual.reconstruct(base, residual.decode_slice(base, data), reader.max_error, base.dtype)
+    if zlib.crc32(final.tobytes()) != crc_final:
+        raise ReconstructionMismatchError(f"{path}: slice {slice_index} fails its checksum after the "
+                                          "residual layer; the file is corrupted")
+    return final
 
 
 def decompress(path: str | os.PathLike, iterations: int | None = None,

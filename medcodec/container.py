@@ -41,6 +41,14 @@ reading only those chunks (progressive decoding).
 Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
+``RIDX`` (required, since 1.1, only in files with a residual layer; between META and INDX)
+u16 max_error E, u32 n = slices, then n x (u64 offset, u32 payload length) of the RESD
+chunks. ``RESD`` (required, after all CODE chunks) u32 slice, u8 coding (0), u32 CRC32 of
+the base reconstruction (the decoder's output after all stored iterations, in the pixel
+type, C order), u32 CRC32 of the final slice, then the residual stream of
+:mod:`medcodec.residual`: the final slice is within E of the original everywhere. A reader
+that decodes fewer iterations than stored ignores the residual layer.
+
 ``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
 Later versions may add chunks and fields but keep every v1 file readable: a v1.x reader
@@ -67,7 +75,7 @@ VERSION = (1, 1)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}
-KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END "}
+KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD"}
 CODING_RAW, CODING_ZLIB = 0, 1
 
 _CHUNK = struct.Struct("<4sQ")
@@ -75,6 +83,16 @@ _CRC = struct.Struct("<I")
 _HEAD_FIXED = struct.Struct("<BBBB4Q4d4d16d2d5I2H")
 _INDEX_ENTRY = struct.Struct("<QI")
 _CODE_PREFIX = struct.Struct("<IHB")
+_RIDX_PREFIX = struct.Struct("<HI")
+_RESD_PREFIX = struct.Struct("<IBII")
+
+
+@dataclasses.dataclass
+class ResidualLayer:
+    """The bounded-error layer: max_error E and per slice (crc_base, crc_final, stream)."""
+
+    max_error: int
+    slices: list[tuple[int, int, bytes]]
 
 
 @dataclasses.dataclass
@@ -303,19 +321,21 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
         raise
 
 
-def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite: bool = False) -> int:
-    """Write a v1 file. ``codes[s][t]`` = (coding, data) of slice s, iteration t.
-
-    Returns the file size in bytes.
-    """
+def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite: bool = False,
+          residual: ResidualLayer | None = None) -> int:
+    """Write a file. ``codes[s][t]`` = (coding, data) of slice s, iteration t; ``residual``
+    adds the bounded-error layer. Returns the file size in bytes."""
     validate_header(header)
     if len(codes) != header.slices or any(len(c) != header.iterations for c in codes):
         raise ContainerError("codes do not match the header's slice and iteration counts")
+    if residual is not None and (len(residual.slices) != header.slices or not 0 <= residual.max_error < 1 << 16):
+        raise ContainerError("residual layer does not match the header")
     head = _chunk(b"HEAD", _encode_header(header))
     meta = _chunk(b"META", _encode_meta(header.metadata))
     n_entries = header.slices * header.iterations
     index_len = _CHUNK.size + 4 + _INDEX_ENTRY.size * n_entries + _CRC.size
-    offset = _PREAMBLE_SIZE + len(head) + len(meta) + index_len
+    ridx_len = 0 if residual is None else _CHUNK.size + _RIDX_PREFIX.size + _INDEX_ENTRY.size * header.slices + _CRC.size
+    offset = _PREAMBLE_SIZE + len(head) + len(meta) + ridx_len + index_len
     entries, bodies = [], []
     for s, per_slice in enumerate(codes):
         for t, (coding, data) in enumerate(per_slice):
@@ -324,7 +344,16 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
             bodies.append(body)
             offset += len(body)
     index = _chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
-    parts = [_preamble(*VERSION), head, meta, index, *bodies, _END_CHUNK]
+    ridx = []
+    if residual is not None:
+        r_entries = []
+        for s, (crc_base, crc_final, data) in enumerate(residual.slices):
+            body = _chunk(b"RESD", _RESD_PREFIX.pack(s, 0, crc_base, crc_final) + data)
+            r_entries.append(_INDEX_ENTRY.pack(offset, len(body) - _CHUNK.size - _CRC.size))
+            bodies.append(body)
+            offset += len(body)
+        ridx = [_chunk(b"RIDX", _RIDX_PREFIX.pack(residual.max_error, header.slices) + b"".join(r_entries))]
+    parts = [_preamble(*VERSION), head, meta, *ridx, index, *bodies, _END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
 
@@ -394,7 +423,7 @@ class Reader:
                 f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
                 f"version {VERSION[0]}.x: upgrade medcodec")
         self.version = (major, minor)
-        header = meta = index = None
+        header = meta = index = ridx = None
         while index is None:
             ctype, payload = self._read_chunk()
             if ctype == b"HEAD":
@@ -403,6 +432,8 @@ class Reader:
                 meta = _decode_meta(payload)
             elif ctype == b"INDX":
                 index = payload
+            elif ctype == b"RIDX":
+                ridx = payload
             elif ctype[:1].isupper() or ctype in KNOWN_REQUIRED:
                 raise UnsupportedVersionError(
                     f"{self.path.name} needs chunk {ctype!r} that this medcodec does not know; "
@@ -415,6 +446,7 @@ class Reader:
         self.header = header
         self._data_start = self._f.tell()
         self._parse_index(index)
+        self._parse_residual_index(ridx)
 
     def _parse_index(self, payload: bytes) -> None:
         h = self.header
@@ -433,6 +465,41 @@ class Reader:
         if end > self.file_size:
             raise TruncatedFileError(f"{self.path.name}: index points past the end of the file; "
                                      "it is truncated")
+
+    def _parse_residual_index(self, payload: bytes | None) -> None:
+        self.max_error = None
+        if payload is None:
+            return
+        n_slices = self.header.slices
+        if len(payload) != _RIDX_PREFIX.size + n_slices * _INDEX_ENTRY.size:
+            raise ContainerError(f"{self.path.name}: residual index size does not match the header")
+        max_error, n = _RIDX_PREFIX.unpack_from(payload)
+        if n != n_slices:
+            raise ContainerError(f"{self.path.name}: residual index size does not match the header")
+        arr = np.frombuffer(payload, dtype=np.dtype([("off", "<u8"), ("len", "<u4")]),
+                            offset=_RIDX_PREFIX.size)
+        for off, ln in zip(arr["off"].tolist(), arr["len"].tolist()):
+            if off < self._data_start:
+                raise ContainerError(f"{self.path.name}: residual index offsets are inconsistent")
+            if off + _CHUNK.size + ln + _CRC.size > self.file_size:
+                raise TruncatedFileError(f"{self.path.name}: residual index points past the end of "
+                                         "the file; it is truncated")
+        self.max_error = max_error
+        self._residual_index = arr
+
+    def read_residual(self, slice_index: int) -> tuple[int, int, bytes]:
+        """(crc_base, crc_final, stream) of one slice's residual, checksum verified."""
+        if self.max_error is None:
+            raise ContainerError(f"{self.path.name} has no residual layer")
+        off, ln = self._residual_index[slice_index]
+        self._f.seek(int(off))
+        ctype, payload = self._read_chunk()
+        if ctype != b"RESD" or len(payload) != ln or len(payload) < _RESD_PREFIX.size:
+            raise ContainerError(f"{self.path.name}: residual index points to a wrong chunk")
+        s, coding, crc_base, crc_final = _RESD_PREFIX.unpack_from(payload)
+        if s != slice_index or coding != 0:
+            raise ContainerError(f"{self.path.name}: RESD chunk is out of place or of unknown coding")
+        return crc_base, crc_final, payload[_RESD_PREFIX.size :]
 
     def read_codes(self, slice_index: int, iteration: int) -> tuple[int, bytes]:
         """(coding, data) of one slice and iteration, checksum verified."""
@@ -466,12 +533,16 @@ def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
     """Write a copy of ``src`` keeping only the first ``iterations`` of every slice.
 
     Because iteration t depends only on iterations <= t, the result is the file an encode
-    with that many iterations writes. Returns the new file size.
+    with that many iterations writes. A residual layer refers to all stored iterations, so
+    it is kept only when all are. Returns the new file size.
     """
     with Reader(src) as r:
         h = r.header
         if not 1 <= iterations <= h.iterations:
             raise ContainerError(f"can keep 1 to {h.iterations} iterations, not {iterations}")
         codes = [[r.read_codes(s, t) for t in range(iterations)] for s in range(h.slices)]
+        residual = None
+        if r.max_error is not None and iterations == h.iterations:
+            residual = ResidualLayer(r.max_error, [r.read_residual(s) for s in range(h.slices)])
     h = dataclasses.replace(h, iterations=iterations)
-    return write(dst, h, codes, overwrite=overwrite)
+    return write(dst, h, codes, overwrite=overwrite, residual=residual)

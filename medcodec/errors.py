@@ -46,3 +46,8 @@ class ModelMismatchError(MedcodecError):
 
 class CheckpointError(MedcodecError):
     """A checkpoint folder is missing, incomplete or does not match its recorded hash."""
+
+
+class ReconstructionMismatchError(MedcodecError):
+    """This machine's network reconstructs a slice differently from the encoder's (float
+    drift between CPU/GPU/libraries): a bounded-error file would not be exact, so it is refused."""

@@ -1,0 +1,77 @@
+"""The bounded-error residual layer: |decoded - original| <= E on every voxel, lossless at
+E = 0, stream round trips, and a base that differs from the encoder's is refused."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from medcodec import api, container, residual
+from medcodec.errors import InputError, ReconstructionMismatchError
+
+from .test_container import _chunks, _rebuild
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 7])
+def test_quantize_bound_and_stream_round_trip(max_error):
+    rng = np.random.default_rng(max_error)
+    x = (rng.normal(0, 300, (37, 29)) + 1000).astype(np.int16)
+    base = (x + rng.normal(0, 20, x.shape)).round().astype(np.int16)
+    q = residual.quantize(x, base, max_error)
+    final = residual.reconstruct(base, q, max_error, np.int16)
+    assert np.abs(final.astype(int) - x).max() <= max_error
+    np.testing.assert_array_equal(residual.decode_slice(base, residual.encode_slice(base, q)), q)
+
+
+def test_extreme_values_round_trip():
+    x = np.array([[0, 65535, 7], [65535, 0, 1]], np.uint16)
+    base = 65535 - x
+    q = residual.quantize(x, base, 0)
+    np.testing.assert_array_equal(residual.decode_slice(base, residual.encode_slice(base, q)), q)
+    np.testing.assert_array_equal(residual.reconstruct(base, q, 0, np.uint16), x)
+
+
+@pytest.mark.parametrize("max_error", [0, 3])
+def test_compress_with_bound(tmp_path, tiny_model_id, ct_small_path, max_error):
+    import pydicom
+
+    ct = pydicom.dcmread(str(ct_small_path)).pixel_array.astype(np.int16)[None].repeat(2, axis=0)
+    ct[1] = ct[1][::-1]
+    p = tmp_path / "b.mlc"
+    stats = api.compress(ct, p, iterations=2, max_error=max_error)
+    assert stats.error_bound == max_error and stats.max_error <= max_error
+    out, h = api.decompress(p)
+    assert np.abs(out.astype(int) - ct).max() <= max_error
+    if max_error == 0:
+        np.testing.assert_array_equal(out, ct)
+    with container.Reader(p) as r:
+        assert r.max_error == max_error
+    # a preview with fewer iterations ignores the residual layer
+    preview, _ = api.decompress(p, iterations=1)
+    assert np.abs(preview.astype(int) - ct).max() > max_error
+    # truncation keeps the layer only with all iterations
+    container.truncate(p, tmp_path / "t.mlc", 1)
+    assert container.Reader(tmp_path / "t.mlc").max_error is None
+
+
+def test_bound_refused_for_float_images(tmp_path, tiny_model_id):
+    with pytest.raises(InputError, match="integer"):
+        api.compress(np.zeros((32, 32), np.float32), tmp_path / "f.mlc", max_error=0)
+    with pytest.raises(InputError, match="max_error"):
+        api.compress(np.zeros((32, 32), np.int16), tmp_path / "f.mlc", max_error=-1)
+    assert not (tmp_path / "f.mlc").exists()
+
+
+def test_different_base_is_refused_not_returned(tmp_path, tiny_model_id):
+    """A decoder whose network output differs from the encoder's (CPU vs GPU drift) must
+    refuse a bounded-error file: simulated by a RESD chunk whose base checksum differs."""
+    img = (np.arange(40 * 36).reshape(40, 36) % 97).astype(np.uint16)
+    p = tmp_path / "l.mlc"
+    api.compress(img, p, iterations=1, max_error=0)
+    chunks = _chunks(p.read_bytes())
+    i = [c for c, _ in chunks].index(b"RESD")
+    s, coding, crc_base, crc_final = struct.unpack_from("<IBII", chunks[i][1])
+    chunks[i] = (b"RESD", struct.pack("<IBII", s, coding, crc_base ^ 1, crc_final) + chunks[i][1][13:])
+    p.write_bytes(_rebuild(chunks, version=(1, 1)))
+    with pytest.raises(ReconstructionMismatchError, match="differently"):
+        api.decompress(p)
