@@ -1,0 +1,115 @@
+"""Rate-control modes: encode to a bit rate, a compression ratio or a quality target.
+
+``compress_to(array, path, bpp=B | ratio=R | psnr=DB)`` encodes once with the model's
+maximum iteration count into a temporary file beside ``path``, then keeps the best prefix:
+a file truncated to k iterations is exactly the file a k-iteration encode writes (see
+:func:`medcodec.container.truncate`), so the choice costs one encode, not a search of
+encodes. Rates are counted from the bytes of the real file; PSNR uses the image's own
+dynamic range (max - min) as peak, as the benchmarks do.
+
+A PSNR beyond what the learned iterations reach is met by the bounded-error residual
+layer over the iterations at the model's plateau. Quantization errors spread about evenly
+over -E..E (MSE near E(E+1)/3), so E is first set from that and the result measured; if it
+falls short, E is lowered to the value that guarantees the target from MSE <= E^2
+(PSNR >= 20 log10(peak / E)). All modes return :class:`medcodec.api.EncodeStats` measured on the written file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import api, container, prep
+from .errors import InputError
+
+PLATEAU_DB = 0.05  # the learned iterations "plateau" once one adds less than this
+
+
+def _stats_of(path: Path, array: np.ndarray, full: api.EncodeStats, k: int) -> api.EncodeStats:
+    decoded, _ = api.decompress(path)
+    nbytes = path.stat().st_size
+    return api.EncodeStats(
+        path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
+        ratio=array.nbytes / nbytes, iterations=k, psnr=prep.psnr(array, decoded),
+        max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=full.psnr_per_iteration[:k],
+        model_id=full.model_id)
+
+
+def _size_after_truncation(src: Path, k: int, scratch: Path) -> int:
+    return container.truncate(src, scratch, k, overwrite=True)
+
+
+def _plateau(psnrs: list[float]) -> int:
+    """First iteration count after which one more iteration adds less than PLATEAU_DB."""
+    for k in range(1, len(psnrs)):
+        if psnrs[k] - psnrs[k - 1] < PLATEAU_DB:
+            return k
+    return len(psnrs)
+
+
+def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None = None,
+                ratio: float | None = None, psnr: float | None = None, overwrite: bool = False,
+                **kwargs) -> api.EncodeStats:
+    """Encode ``array`` to ``path`` meeting exactly one target (see the module docstring).
+
+    bpp: the largest rate <= B; ratio: original bytes / file bytes >= R; psnr: >= DB.
+    ``kwargs`` go to :func:`medcodec.api.compress` (geometry, metadata, model_id, progress).
+    """
+    from . import checkpoint
+    from .imagefiles import check_output, temporary_sibling
+
+    given = [(n, v) for n, v in (("bpp", bpp), ("ratio", ratio), ("psnr", psnr)) if v is not None]
+    if len(given) != 1:
+        raise InputError("give exactly one of bpp, ratio, psnr")
+    name, value = given[0]
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a positive number, got {value!r}")
+    array = prep.check_array(array)
+    if name == "ratio":
+        bpp = 8.0 * array.dtype.itemsize / value
+    path = check_output(path, overwrite)
+    max_it = checkpoint.load(kwargs.get("model_id")).config.max_iterations
+    full_path, scratch = temporary_sibling(path), temporary_sibling(path)
+    try:
+        full = api.compress(array, full_path, iterations=max_it, overwrite=True, **kwargs)
+        if psnr is not None:
+            reached = [k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr]
+            if not reached:
+                return _with_residual(array, path, psnr, full, overwrite, **kwargs)
+            k = reached[0]
+        else:
+            budget = bpp * array.size / 8.0
+            fits = [k for k in range(1, max_it + 1) if _size_after_truncation(full_path, k, scratch) <= budget]
+            if not fits:
+                one = 8.0 * _size_after_truncation(full_path, 1, scratch) / array.size
+                raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
+                                 f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
+            k = fits[-1]
+        container.truncate(full_path, path, k, overwrite=overwrite)
+        return _stats_of(Path(path), array, full, k)
+    finally:
+        for p in (full_path, scratch):
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def _with_residual(array, path, target_db: float, full: api.EncodeStats, overwrite: bool,
+                   **kwargs) -> api.EncodeStats:
+    """Meet a PSNR beyond the network's reach with the residual layer (guaranteed bound)."""
+    if array.dtype.kind not in "iu":
+        raise InputError(f"PSNR {target_db:g} dB is beyond the model's {max(full.psnr_per_iteration):.2f} dB "
+                         f"and float images have no bounded-error layer; ask for less")
+    peak = float(array.max()) - float(array.min())
+    rms = peak / 10 ** (target_db / 20)  # the largest RMS error the target allows
+    guaranteed = int(math.floor(rms))
+    likely = int(math.floor((math.sqrt(1 + 12 * rms * rms) - 1) / 2))  # E(E+1)/3 <= rms^2
+    k = _plateau(full.psnr_per_iteration)
+    if likely > guaranteed:
+        stats = api.compress(array, path, iterations=k, max_error=likely, overwrite=overwrite, **kwargs)
+        if stats.psnr >= target_db:
+            return stats
+        overwrite = True  # replace our own attempt
+    return api.compress(array, path, iterations=k, max_error=guaranteed, overwrite=overwrite, **kwargs)
