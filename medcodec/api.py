@@ -276,11 +276,16 @@ def geometry_of(header: container.Header) -> Geometry:
 
 
 def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
-    """Encode a SimpleITK image (geometry and metadata kept); kwargs as :func:`compress`."""
+    """Encode a SimpleITK image (geometry and metadata kept); kwargs as :func:`compress`,
+    or one of bpp / ratio / psnr as :func:`medcodec.ratecontrol.compress_to`."""
     from .imagefiles import from_sitk
 
     array, geometry, metadata = from_sitk(image)
     metadata.update(kwargs.pop("metadata", None) or {})
+    if {"bpp", "ratio", "psnr"} & {k for k, v in kwargs.items() if v is not None}:
+        from .ratecontrol import compress_to
+
+        return compress_to(array, path, geometry=geometry, metadata=metadata, **kwargs)
     return compress(array, path, geometry=geometry, metadata=metadata, **kwargs)
 
 

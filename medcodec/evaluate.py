@@ -101,6 +101,21 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def evaluation_images(names=None):
+    """Yield (catalog entry, array) for the development evaluation images: integer-valued
+    volumes as int16/uint16 (the atlas is float32 holding 0..3517), 2D images as 2D."""
+    from .data.catalog import entries
+    from .data.fetch import load_volume, path_of
+
+    for e in entries("eval"):
+        if names and e.name not in names:
+            continue
+        vol = load_volume(path_of(e))
+        if np.all(vol == np.round(vol)) and vol.min() >= -32768 and vol.max() <= 65535:
+            vol = vol.astype(np.int16 if vol.min() < 0 else np.uint16)
+        yield e, (vol[0] if vol.shape[0] == 1 else vol)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m medcodec.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="benchmarks/results", help="output folder")
@@ -110,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from . import checkpoint
-    from .data.catalog import entries
-    from .data.fetch import load_volume, path_of
 
     model = checkpoint.load(args.model)
     kmax = args.iterations or model.config.max_iterations
@@ -120,14 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, timing = [], None
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for e in entries("eval"):
-            if args.images and e.name not in args.images:
-                continue
-            vol = load_volume(path_of(e))
-            # stored values as integers where they are integers (atlas: float32 holding 0..3517)
-            if np.all(vol == np.round(vol)) and vol.min() >= -32768 and vol.max() <= 65535:
-                vol = vol.astype(np.int16 if vol.min() < 0 else np.uint16)
-            array = vol[0] if vol.shape[0] == 1 else vol
+        for e, array in evaluation_images(args.images):
             t0 = time.perf_counter()
             rows += rd_curve(e.name, e.modality, array, kmax, work, model.model_id)
             print(f"{e.name}: {array.shape} {array.dtype} done in {time.perf_counter() - t0:.0f} s",

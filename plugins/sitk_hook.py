@@ -6,10 +6,12 @@ puts the subclasses in the ``SimpleITK`` (and ``SimpleITK.extra``) namespace. Si
 own ``ReadImage``/``WriteImage`` build those classes by name, so they dispatch too. Every
 file that does not end in ``.mlc`` goes to SimpleITK untouched.
 
-Rate when writing, first match wins: ``compressor="iterations=K"`` (also
-``"medcodec:iterations=K"``), ``compressionLevel=K`` (1..model maximum), the environment
-variable ``MEDCODEC_ITERATIONS``, then 8. Errors are :class:`MedcodecSitkError`, a
-``RuntimeError`` as SimpleITK users expect (and a ``MedcodecError``).
+Rate or quality when writing, from ``compressor`` (comma-separated, optionally prefixed
+``medcodec:``): ``iterations=K``, ``bpp=B``, ``ratio=R``, ``psnr=DB``, ``max_error=E`` (with
+``iterations=K`` for its base), ``lossless``. Without a rate or quality option the iteration
+count is ``compressionLevel=K`` (1..model maximum), the environment variable
+``MEDCODEC_ITERATIONS``, then 8. Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
+as SimpleITK users expect (and a ``MedcodecError``).
 
 JAX is imported only when pixels are decoded or encoded; ``ReadImageInformation`` reads the
 header alone.
@@ -57,16 +59,33 @@ def _sitk_errors(fn):
     return wrapper
 
 
-def iterations_from(compressor: str = "", level: int = -1) -> int:
-    """Iteration count for a write from SimpleITK's compression options (see module doc)."""
-    text = (compressor or "").strip().lower()
-    for part in text.replace("medcodec:", "").split(","):
-        key, _, value = part.partition("=")
-        if key.strip() in ("iterations", "k") and value.strip():
+_NUMBER_OPTIONS = {"iterations": int, "k": int, "max_error": int, "bpp": float, "ratio": float,
+                   "psnr": float}
+
+
+def write_options(compressor: str = "", level: int = -1) -> dict:
+    """Keyword arguments of :func:`medcodec.api.write` from SimpleITK's compression options
+    (see the module docstring)."""
+    opts: dict = {}
+    text = (compressor or "").strip().lower().replace("medcodec:", "")
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = (x.strip() for x in part.partition("="))
+        if key == "lossless" and not value:
+            opts["max_error"] = 0
+        elif key in _NUMBER_OPTIONS and value:
             try:
-                return int(value)
+                opts["iterations" if key == "k" else key] = _NUMBER_OPTIONS[key](value)
             except ValueError:
-                raise MedcodecSitkError(f"compressor option {part!r}: iterations must be a whole number")
+                raise MedcodecSitkError(f"compressor option {part!r}: {key} must be a number")
+        else:
+            raise MedcodecSitkError(f"unknown compressor option {part!r}; use iterations=K, bpp=B, "
+                                    "ratio=R, psnr=DB, max_error=E or lossless")
+    if not {"iterations", "bpp", "ratio", "psnr"} & set(opts):
+        opts["iterations"] = _default_iterations(level)
+    return opts
+
+
+def _default_iterations(level) -> int:
     if level is not None and level > 0:
         return int(level)
     env = os.environ.get("MEDCODEC_ITERATIONS", "").strip()
@@ -218,7 +237,7 @@ def _build_classes(sitk, base_reader, base_writer, base_series):
             if not is_mlc(name):
                 return super().Execute(image, *args)
             level = args[2] if len(args) > 2 else self.GetCompressionLevel()
-            write_mlc(image, name, iterations_from(self.GetCompressor(), level))
+            write_mlc(image, name, **write_options(self.GetCompressor(), level))
 
     class MedcodecImageSeriesReader(base_series):
         """``sitk.ImageSeriesReader`` that also stacks a list of ``.mlc`` files."""
@@ -237,11 +256,11 @@ def _build_classes(sitk, base_reader, base_writer, base_series):
     return MedcodecImageFileReader, MedcodecImageFileWriter, MedcodecImageSeriesReader
 
 
-def write_mlc(image, path, iterations: int) -> None:
+def write_mlc(image, path, **options) -> None:
     """Encode a SimpleITK image to ``path`` (replacing it, as SimpleITK writers do)."""
     from medcodec import api
 
-    api.write(image, path, iterations=iterations, overwrite=True)
+    api.write(image, path, overwrite=True, **options)
 
 
 def read_series(sitk, names, output_pixel_type):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from .conftest import run_py
 
 
@@ -193,3 +195,36 @@ def test_4d_time_series_and_region(tmp_path, env):
         print("ok")
     """, env)
     assert out.strip() == "ok"
+
+
+def test_write_options_parse_rate_and_quality(monkeypatch):
+    from medcodec_plugins.sitk_hook import MedcodecSitkError, write_options
+
+    monkeypatch.delenv("MEDCODEC_ITERATIONS", raising=False)
+    assert write_options("") == {"iterations": 8}
+    assert write_options("", 5) == {"iterations": 5}
+    assert write_options("medcodec:iterations=3") == {"iterations": 3}
+    assert write_options("lossless") == {"max_error": 0, "iterations": 8}
+    assert write_options("max_error=2, iterations=4") == {"max_error": 2, "iterations": 4}
+    assert write_options("psnr=45") == {"psnr": 45.0}
+    assert write_options("bpp=0.5") == {"bpp": 0.5} and write_options("ratio=12") == {"ratio": 12.0}
+    for bad in ("psnr=high", "quality=9"):
+        with pytest.raises(MedcodecSitkError):
+            write_options(bad)
+
+
+def test_lossless_and_psnr_writes_through_simpleitk(tmp_path, env, ct_small_path):
+    out = run_py(f"""
+        import numpy as np, SimpleITK as sitk
+        img = sitk.ReadImage({str(ct_small_path)!r})
+        w = sitk.ImageFileWriter(); w.SetFileName({str(tmp_path / "l.mlc")!r}); w.SetCompressor("lossless")
+        w.Execute(img)
+        back = sitk.ReadImage({str(tmp_path / "l.mlc")!r})
+        print("EXACT", np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(img)))
+        sitk.WriteImage(img, {str(tmp_path / "p.mlc")!r}, False, 0)  # default: iterations
+        w.SetFileName({str(tmp_path / "q.mlc")!r}); w.SetCompressor("psnr=50"); w.Execute(img)
+        a = sitk.GetArrayFromImage(img).astype(float); b = sitk.GetArrayFromImage(sitk.ReadImage({str(tmp_path / "q.mlc")!r}))
+        print("PSNR", 10 * np.log10((a.max() - a.min()) ** 2 / np.mean((a - b) ** 2)))
+    """, env)
+    assert "EXACT True" in out
+    assert float(out.split("PSNR")[1]) >= 50.0
