@@ -1,6 +1,7 @@
 """Property tests: whatever bytes a reader is given, it returns valid codes or raises
 MedcodecError; never another exception, never a hang."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ from ..test_container import _chunks
 DATA = Path(__file__).parent.parent / "data"
 GOLDEN = (DATA / "golden_v1.mlc").read_bytes()  # format 1.0: packed / deflated codes
 GOLDEN_1_1 = (DATA / "golden_v1_1.mlc").read_bytes()  # format 1.1: context-coded codes
-SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+# 4 tests x 1500 inputs in CI; a long run: MEDCODEC_FUZZ_EXAMPLES=25000 python -m pytest tests/fuzz
+EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "1500"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def read_everything(path: Path) -> None:
