@@ -2,8 +2,8 @@
 
     python benchmarks/bounded_error.py      # -> benchmarks/results/bounded_error.{csv,md}
 
-For each image and E in 0 (lossless), 1, 2, 4: encodes with the shipped model (4 learned
-iterations + the residual layer with max_error E), decodes the file, checks
+For each image and E in 0 (lossless), 1, 2, 4: encodes with the shipped model (2 learned
+iterations, the default under a residual layer, + the residual layer with max_error E), decodes the file, checks
 |decoded - original| <= E on every voxel (bit-exact at E = 0), and reports bpp from the file
 size next to JPEG-LS with NEAR = E from ``benchmarks/results/rd_classical.csv`` (same images).
 """
@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medcodec import api, prep  # noqa: E402
 from medcodec.evaluate import evaluation_images, machine_description  # noqa: E402
+from medcodec.ratecontrol import RESIDUAL_BASE_ITERATIONS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BOUNDS = (0, 1, 2, 4)
-BASE_ITERATIONS = 4
+BASE_ITERATIONS = RESIDUAL_BASE_ITERATIONS
 
 
 def jpegls_rates() -> dict:

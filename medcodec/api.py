@@ -168,8 +168,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
             base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name)
             for s in range(stop - start):
                 resid.append(_residual_slice(slices[start + s], base[s], max_error))
-                recon[start + s] = residual.reconstruct(base[s], residual.decode_slice(base[s], resid[-1][2]),
-                                                        max_error, array.dtype)
+                # verified by decoding the stream, as a reader will
+                recon[start + s] = residual.decode_slice(base[s], resid[-1][2], max_error)
         if progress:
             progress(stop - start)
     layer = None if max_error is None else container.ResidualLayer(max_error, resid)
@@ -190,10 +190,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
 
 def _residual_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[int, int, bytes]:
     """(crc_base, crc_final, stream) of one slice's residual layer."""
-    q = residual.quantize(original, base, max_error)
-    final = residual.reconstruct(base, q, max_error, original.dtype)
-    return (zlib.crc32(np.ascontiguousarray(base).tobytes()), zlib.crc32(final.tobytes()),
-            residual.encode_slice(base, q))
+    data, final = residual.encode_slice(original, base, max_error)
+    return zlib.crc32(np.ascontiguousarray(base).tobytes()), zlib.crc32(final.tobytes()), data
 
 
 def decode_slices(path: str | os.PathLike, iterations: int | None = None,
@@ -254,7 +252,7 @@ def _apply_residual(reader, slice_index: int, base: np.ndarray, path) -> np.ndar
             "machine that encoded it (floating-point drift between CPU/GPU or library versions), so "
             f"the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
             "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
-    final = residual.reconstruct(base, residual.decode_slice(base, data), reader.max_error, base.dtype)
+    final = residual.decode_slice(base, data, reader.max_error)
     if zlib.crc32(final.tobytes()) != crc_final:
         raise ReconstructionMismatchError(f"{path}: slice {slice_index} fails its checksum after the "
                                           "residual layer; the file is corrupted")

@@ -1,14 +1,25 @@
 """Bounded-error residual layer: near-lossless (|error| <= E) and lossless (E = 0) coding.
 
-After the learned iterations, the residual r = x - base of every pixel (integers in the
-image's own units; ``base`` is the decoder's reconstruction rounded to the pixel type) is
-quantized with step 2E+1: q = sign(r) * floor((|r| + E) / (2E + 1)), so base + q (2E+1)
-is within E of x. q is coded losslessly, all in integer arithmetic with exact Bernoulli
-probabilities (see :mod:`medcodec.entropy` for why): per slice, four polyphase passes as
-for the codes; each q is binarized as its bit length L (unary flags "L > j"), a sign bit and
-the L-1 bits below its leading one. The flags' context is (pass kind, magnitude class of the
-already decoded neighbours or, in the first pass, of the base image's local gradient, j);
-signs and low bits are sent at p = 1/2. Counts adapt per slice as in the code model.
+After the learned iterations, each slice's residual r = x - base (integers in the image's
+units; ``base`` = the decoder's reconstruction in the pixel type) is coded by hierarchical
+interpolation, all in integer arithmetic:
+
+1. seed pass: every 16th row and column; prediction 0 (the base alone);
+2. for s = 16, 8, 4, 2: the centres of the s-grid cells, predicted from their 4 diagonal
+   neighbours, then the edge midpoints, predicted from their 4 direct neighbours (all of
+   them already decoded).
+
+The prediction is the rounded mean of the neighbours' decoded residuals; the prediction
+error e = r - pred is quantized with step 2E+1 (q = sign(e) floor((|e| + E) / (2E+1))), so
+the decoded pixel base + pred + q (2E+1) is within E of x, and decoded residuals feed the
+next predictions (closed loop, identical in encoder and decoder). Values are clipped to the
+pixel type at the end (which only moves them closer to x).
+
+q is binarized as its bit length L (unary flags "L > j"), a sign and the L-1 bits below its
+leading one, and range coded (``constriction``) with exact Bernoulli probabilities: flags
+from adaptive integer counts with context (pass kind, activity class = the spread of the
+neighbours' residuals, or the base's local gradient in the seed pass, j); signs and low
+bits at p = 1/2. See :mod:`medcodec.entropy` for why everything stays integer.
 
 The base comes from a floating-point network, which may differ by a unit between machines
 (CPU vs GPU); the container stores a CRC32 of the base and of the final slice so a decoder
@@ -21,25 +32,12 @@ import numpy as np
 
 from .errors import ContainerError
 
+SEED_STRIDE = 16
 _MAX_LEN = 40  # bit length of |q| for any 32-bit image
 _CLASSES = 12
-_KINDS = 3
-_PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
-_N_CTX = _KINDS * _CLASSES * 16
-
-
-def quantize(x: np.ndarray, base: np.ndarray, max_error: int) -> np.ndarray:
-    """Quantized residual (int64) with |x - reconstruct(base, q)| <= max_error."""
-    r = x.astype(np.int64) - base.astype(np.int64)
-    step = 2 * max_error + 1
-    return np.sign(r) * ((np.abs(r) + max_error) // step)
-
-
-def reconstruct(base: np.ndarray, q: np.ndarray, max_error: int, dtype) -> np.ndarray:
-    """base + q (2E+1), clipped to the pixel type (which only moves it closer to x)."""
-    v = base.astype(np.int64) + q * (2 * max_error + 1)
-    info = np.iinfo(dtype)
-    return np.clip(v, info.min, info.max).astype(dtype)
+_N_CTX = 3 * _CLASSES * 16
+_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+_DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def _magnitude_class(v: np.ndarray) -> np.ndarray:
@@ -58,6 +56,21 @@ def _bit_length(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _passes(h: int, w: int):
+    """Yield (kind, ys, xs, neighbour offsets, step) in coding order (see module doc)."""
+    s = SEED_STRIDE
+    ys, xs = np.meshgrid(np.arange(0, h, s), np.arange(0, w, s), indexing="ij")
+    yield 0, ys.ravel(), xs.ravel(), (), 0
+    while s > 1:
+        half = s // 2
+        for kind, (oy, ox), offsets in ((1, (half, half), _DIAGONAL),
+                                        (2, (0, half), _DIRECT), (2, (half, 0), _DIRECT)):
+            ys, xs = np.meshgrid(np.arange(oy, h, s), np.arange(ox, w, s), indexing="ij")
+            if ys.size:
+                yield kind, ys.ravel(), xs.ravel(), offsets, half
+        s = half
+
+
 class _Model:
     def __init__(self):
         self.counts = np.ones((_N_CTX, 2), np.int64)
@@ -74,53 +87,67 @@ class _Model:
         self.counts[big] = (self.counts[big] + 1) >> 1
 
 
-def _walk(base: np.ndarray, q: np.ndarray, coder) -> None:
-    """Visit one slice in coding order; ``coder(ctx_or_None, bits_or_None, n)`` codes n flags
-    (adaptive contexts) or n raw bits (ctx None) and returns them; q is filled in place."""
+def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: _Model, coder) -> np.ndarray:
+    """Binarize and (de)code one pass of quantized values; returns them (int64)."""
+    n = ctx_base.size
+    length = _bit_length(np.abs(q_true)) if q_true is not None else np.zeros(n, np.int64)
+    dec_len = np.zeros(n, np.int64)
+    active = np.ones(n, bool)
+    for j in range(_MAX_LEN):  # unary bit length: flag "L > j" while active
+        idx = np.nonzero(active)[0]
+        if idx.size == 0:
+            break
+        ctx = ctx_base[idx] * 16 + min(j, 15)
+        flags = np.asarray(coder(ctx, length[idx] > j, model), bool)
+        model.update(ctx, flags)
+        dec_len[idx[flags]] += 1
+        active[idx[~flags]] = False
+    nz = np.nonzero(dec_len)[0]
+    vals = np.zeros(n, np.int64)
+    vals[nz] = 1
+    signs = np.asarray(coder(None, q_true[nz] < 0 if q_true is not None else np.zeros(nz.size, bool), model), bool)
+    top = int(dec_len.max()) if n else 0
+    for bit in range(top - 2, -1, -1):  # the bits below the leading one, high to low
+        idx = nz[dec_len[nz] > bit + 1]
+        want = ((np.abs(q_true[idx]) >> bit) & 1).astype(bool) if q_true is not None else np.zeros(idx.size, bool)
+        vals[idx] = (vals[idx] << 1) | np.asarray(coder(None, want, model), bool)
+    vals[nz] = np.where(signs, -vals[nz], vals[nz])
+    return vals
+
+
+def _walk(base: np.ndarray, target: np.ndarray | None, max_error: int, coder) -> np.ndarray:
+    """Code one slice; returns the decoded residual r' (h, w) int64. ``target`` is the true
+    residual x - base when encoding, None when decoding."""
+    h, w = base.shape
+    step = 2 * max_error + 1
     model = _Model()
+    rec = np.zeros((h, w), np.int64)
     b = np.pad(base.astype(np.int64), 1, mode="edge")
     grad = np.abs(b[1:-1, 2:] - b[1:-1, :-2]) + np.abs(b[2:, 1:-1] - b[:-2, 1:-1])
-    mag = np.zeros(q.shape, np.int64)  # |q| of positions decoded so far
-    for k, (py, px) in enumerate(_PHASES):
-        sel = (slice(py, None, 2), slice(px, None, 2))
-        if k == 0:
-            cls, kind = _magnitude_class(grad[sel] // 4), 0
+    for kind, ys, xs, offsets, dist in _passes(h, w):
+        if kind == 0:
+            pred = np.zeros(ys.size, np.int64)
+            cls = _magnitude_class(grad[ys, xs] // (4 * step))
         else:
-            m = np.pad(mag, 1)
-            near = (m[:-2, :-2] + m[:-2, 2:] + m[2:, :-2] + m[2:, 2:]) if k == 1 else \
-                   (m[:-2, 1:-1] + m[2:, 1:-1] + m[1:-1, :-2] + m[1:-1, 2:])
-            cls, kind = _magnitude_class(near[sel]), 1 if k == 1 else 2
-        cls = cls.ravel()
-        n = cls.size
-        if n == 0:
-            continue
-        truth = q[sel].ravel()  # the values when encoding; zeros (ignored) when decoding
-        length = _bit_length(np.abs(truth))
-        dec_len = np.zeros(n, np.int64)
-        active = np.ones(n, bool)
-        for j in range(_MAX_LEN):  # unary bit length: flag "L > j" while active
-            idx = np.nonzero(active)[0]
-            if idx.size == 0:
-                break
-            ctx = (kind * _CLASSES + cls[idx]) * 16 + min(j, 15)
-            want = length[idx] > j
-            flags = np.asarray(coder(ctx, want, idx.size, model), bool)
-            model.update(ctx, flags)
-            dec_len[idx[flags]] += 1
-            active[idx[~flags]] = False
-        nz = np.nonzero(dec_len)[0]
-        mags = np.zeros(n, np.int64)
-        mags[nz] = 1
-        signs = np.asarray(coder(None, truth[nz] < 0, nz.size, model), bool)
-        top = int(dec_len.max()) if n else 0
-        for bit in range(top - 2, -1, -1):  # the bits below the leading one, high to low
-            idx = nz[dec_len[nz] > bit + 1]
-            want = ((np.abs(truth[idx]) >> bit) & 1).astype(bool)
-            got = np.asarray(coder(None, want, idx.size, model), bool)
-            mags[idx] = (mags[idx] << 1) | got
-        mags[nz] = np.where(signs, -mags[nz], mags[nz])
-        q[sel] = mags.reshape(q[sel].shape)
-        mag[sel] = np.abs(q[sel])
+            vals, inside = [], []
+            for dy, dx in offsets:
+                yy, xx = ys + dy * dist, xs + dx * dist
+                ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+                vals.append(np.where(ok, rec[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0))
+                inside.append(ok)
+            vals, inside = np.stack(vals), np.stack(inside)
+            cnt = inside.sum(axis=0)
+            pred = (2 * vals.sum(axis=0) + cnt) // (2 * cnt)  # rounded mean (cnt >= 1 here)
+            hi = np.where(inside, vals, np.iinfo(np.int64).min).max(axis=0)
+            lo = np.where(inside, vals, np.iinfo(np.int64).max).min(axis=0)
+            cls = _magnitude_class((hi - lo) // step)
+        q_true = None
+        if target is not None:
+            e = target[ys, xs] - pred
+            q_true = np.sign(e) * ((np.abs(e) + max_error) // step)
+        q = _code_values(q_true, kind * _CLASSES + cls, model, coder)
+        rec[ys, xs] = pred + q * step
+    return rec
 
 
 def _family():
@@ -129,25 +156,27 @@ def _family():
     return constriction.stream.model.Bernoulli(perfect=False)
 
 
-def encode_slice(base: np.ndarray, q: np.ndarray) -> bytes:
-    """Quantized residual (h, w) of one slice, given its base (h, w) -> payload."""
+def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[bytes, np.ndarray]:
+    """Code one slice's residual layer: (payload, decoded slice in the pixel type), with
+    |decoded - original| <= max_error everywhere."""
     import constriction
 
     enc = constriction.stream.queue.RangeEncoder()
     family = _family()
 
-    def coder(ctx, want, n, model):
-        if n:
-            p = model.prob(ctx) if ctx is not None else np.full(n, 0.5)
+    def coder(ctx, want, model):
+        if want.size:
+            p = model.prob(ctx) if ctx is not None else np.full(want.size, 0.5)
             enc.encode(np.asarray(want, np.int32), family, p)
         return want
 
-    _walk(base, q.astype(np.int64).copy(), coder)
-    return enc.get_compressed().astype("<u4").tobytes()
+    target = original.astype(np.int64) - base.astype(np.int64)
+    rec = _walk(base, target, max_error, coder)
+    return enc.get_compressed().astype("<u4").tobytes(), _final(base, rec, original.dtype)
 
 
-def decode_slice(base: np.ndarray, data: bytes) -> np.ndarray:
-    """Inverse of :func:`encode_slice`: q (h, w) int64."""
+def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
+    """Inverse of :func:`encode_slice`: the decoded slice, in the base's pixel type."""
     import constriction
 
     if len(data) % 4:
@@ -155,15 +184,19 @@ def decode_slice(base: np.ndarray, data: bytes) -> np.ndarray:
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
     family = _family()
 
-    def coder(ctx, want, n, model):
-        if not n:
-            return np.zeros(0, bool)
-        p = model.prob(ctx) if ctx is not None else np.full(n, 0.5)
+    def coder(ctx, want, model):
+        if not want.size:
+            return want
+        p = model.prob(ctx) if ctx is not None else np.full(want.size, 0.5)
         return np.asarray(dec.decode(family, p)) > 0
 
-    q = np.zeros(base.shape, np.int64)
     try:
-        _walk(base, q, coder)
+        rec = _walk(base, None, max_error, coder)
     except (ValueError, RuntimeError, OverflowError) as e:
         raise ContainerError(f"residual chunk does not decode: {e}") from e
-    return q
+    return _final(base, rec, base.dtype)
+
+
+def _final(base: np.ndarray, rec: np.ndarray, dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(base.astype(np.int64) + rec, info.min, info.max).astype(dtype)
