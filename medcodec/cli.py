@@ -12,10 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import MedcodecError
+from .errors import InputError, MedcodecError
 
 EPILOG = """examples:
-  medcodec encode ct.nii.gz ct.mlc --iterations 8     # ~1 bpp raw code rate
+  medcodec encode ct.nii.gz ct.mlc --iterations 8     # ~0.9 bpp with the shipped model
+  medcodec encode ct.nii.gz ct.mlc --ratio 15         # CT guideline ratio 15:1
+  medcodec encode ct.nii.gz ct.mlc --psnr 45          # quality target (dB, peak = max-min)
+  medcodec encode ct.nii.gz ct.mlc --max-error 2      # near-lossless: |error| <= 2 everywhere
+  medcodec encode ct.nii.gz ct.mlc --lossless         # bit-exact
   medcodec encode dicom_folder/ mr.mlc                # a DICOM series folder
   medcodec decode ct.mlc ct_restored.nrrd             # all stored iterations
   medcodec decode ct.mlc preview.nii.gz --iterations 2  # progressive: reads less
@@ -32,6 +36,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
     return v
 
 
@@ -58,13 +82,25 @@ def cmd_encode(args) -> int:
     from .imagefiles import from_sitk, read_image
 
     array, geometry, metadata = from_sitk(read_image(args.input, args.series))
-    update, close = _progress(_slices_of(array), args.quiet, "encode")
-    try:
-        stats = api.compress(array, args.output, iterations=args.iterations, geometry=geometry,
-                             metadata=metadata, model_id=args.model, overwrite=args.force,
-                             progress=update)
-    finally:
-        close()
+    common = dict(geometry=geometry, metadata=metadata, model_id=args.model, overwrite=args.force)
+    target = {k: getattr(args, k) for k in ("bpp", "ratio", "psnr") if getattr(args, k) is not None}
+    max_error = 0 if args.lossless else args.max_error
+    if target and args.iterations:
+        raise InputError("--iterations cannot be combined with --bpp/--ratio/--psnr, which choose it")
+    if target:
+        from .ratecontrol import compress_to
+
+        stats = compress_to(array, args.output, **target, **common)
+    else:
+        from .ratecontrol import RESIDUAL_BASE_ITERATIONS
+
+        iterations = args.iterations or (8 if max_error is None else RESIDUAL_BASE_ITERATIONS)
+        update, close = _progress(_slices_of(array), args.quiet, "encode")
+        try:
+            stats = api.compress(array, args.output, iterations=iterations, max_error=max_error,
+                                 progress=update, **common)
+        finally:
+            close()
     if args.json:
         print(json.dumps(stats.__dict__))
     else:
@@ -118,9 +154,12 @@ def cmd_info(args) -> int:
 
 def cmd_convert(args) -> int:
     from . import convert
+    from .ratecontrol import RESIDUAL_BASE_ITERATIONS
 
+    bound = 0 if args.lossless else args.bound
+    iterations = args.iterations or (8 if bound is None else RESIDUAL_BASE_ITERATIONS)
     options = convert.ConvertOptions(
-        iterations=args.iterations, model=args.model, min_psnr=args.min_psnr, max_error=args.max_error,
+        iterations=iterations, model=args.model, min_psnr=args.min_psnr, max_error=args.max_error, bound=bound,
         overwrite=args.force, decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)
     summary = convert.run(args.src, args.dst, options, scheduler=args.scheduler, workers=args.workers,
                           progress=not args.quiet, manifest=args.manifest, max_items=args.max_items)
@@ -183,8 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "compression ratio, PSNR (peak = image max-min) and max error.")
     e.add_argument("input", help="input image file or DICOM series folder")
     e.add_argument("output", help="output .mlc file")
-    e.add_argument("--iterations", "-k", type=_positive_int, default=8,
-                   help="coding iterations: more = more bits, higher quality (default 8)")
+    rate = e.add_argument_group("rate and quality (one of them; default --iterations 8)")
+    only = rate.add_mutually_exclusive_group()
+    rate.add_argument("--iterations", "-k", type=_positive_int,
+                      help="learned iterations: more = more bits, higher quality (default 8; "
+                           "2 under --max-error/--lossless)")
+    only.add_argument("--bpp", type=_positive_float, help="largest rate <= B bits per voxel (file bytes)")
+    only.add_argument("--ratio", type=_positive_float, help="compression ratio >= R (e.g. 10 for 10:1)")
+    only.add_argument("--psnr", type=_positive_float, metavar="DB",
+                      help="PSNR >= DB (peak = image max - min); beyond the network's reach the "
+                           "bounded-error layer meets it")
+    only.add_argument("--max-error", type=_non_negative_int, metavar="E",
+                      help="near-lossless: every voxel within E of the original (integer images)")
+    only.add_argument("--lossless", action="store_true", help="bit-exact (same as --max-error 0)")
     e.add_argument("--model", help="model id (default: the shipped checkpoint)")
     e.add_argument("--series", help="DICOM SeriesInstanceUID when the folder holds several")
     e.add_argument("--force", "-f", action="store_true", help="replace an existing output file")
@@ -226,8 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
                "  medcodec convert archive/ out/ --plot report.html")
     c.add_argument("src", help="folder to walk (recursively); never modified")
     c.add_argument("dst", help="output folder (created; must not overlap SRC)")
-    c.add_argument("--iterations", "-k", type=_positive_int, default=8,
-                   help="coding iterations: more = more bits, higher quality (default 8)")
+    c.add_argument("--bound", type=_non_negative_int, metavar="E",
+                   help="near-lossless encoding: every voxel within E of the original (integer images)")
+    c.add_argument("--lossless", action="store_true", help="bit-exact encoding (--bound 0)")
+    c.add_argument("--iterations", "-k", type=_positive_int,
+                   help="coding iterations: more = more bits, higher quality (default 8; 2 with "
+                        "--bound/--lossless)")
     c.add_argument("--model", help="model id (default: the shipped checkpoint)")
     c.add_argument("--min-psnr", type=float, metavar="DB",
                    help="quality target: an output below this PSNR is not kept (item fails)")

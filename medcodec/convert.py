@@ -69,6 +69,7 @@ class ConvertOptions:
     model: str | None = None
     min_psnr: float | None = None     # quality target: outputs below it are not kept
     max_error: float | None = None    # quality target on the maximum absolute error
+    bound: int | None = None          # encode with the residual layer: |error| <= bound (0 = lossless)
     overwrite: bool = False
     decode: bool = False              # .mlc -> fmt instead of images -> .mlc
     fmt: str = "nii.gz"
@@ -384,6 +385,8 @@ def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_ps
         raise VerificationError(f"decoded PSNR {psnr:.3f} dB differs from the encoder's {encoded_psnr:.3f} dB")
     if options.min_psnr is not None and not psnr >= options.min_psnr:
         raise VerificationError(f"quality target missed: PSNR {psnr:.2f} dB < {options.min_psnr:g} dB")
+    if options.bound is not None and not max_err <= options.bound:
+        raise VerificationError(f"error bound missed: max error {max_err:g} > {options.bound}")
     if options.max_error is not None and not max_err <= options.max_error:
         raise VerificationError(f"quality target missed: max error {max_err:g} > {options.max_error:g}")
     return {"psnr": psnr, "max_error": max_err, "model_id": header.model_id}
@@ -412,7 +415,7 @@ def _encode_item(item: Item, options: ConvertOptions) -> dict:
         tmp = _temporary(item, ".mlc")
         try:
             stats = api.compress(array, tmp, iterations=options.iterations, geometry=geometry,
-                                 metadata=metadata, model_id=options.model)
+                                 metadata=metadata, model_id=options.model, max_error=options.bound)
             checks = _verify_mlc(tmp, array, geometry, options, encoded_psnr=stats.psnr, model_id=model_id)
             _place(tmp, out, options.overwrite)
         finally:

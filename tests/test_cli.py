@@ -123,3 +123,23 @@ def test_bad_pixels_and_unknown_model_exit_2(tmp_path, tiny_model_id, tiny_check
     assert main(["decode", str(tmp_path / "ok.mlc"), str(tmp_path / "ok2.nrrd")]) == 2
     err = capsys.readouterr().err
     assert tiny_model_id in err and "not installed" in err and err.count("\n") == 1
+
+
+def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, capsys):
+    from medcodec import api
+
+    original = sitk.GetArrayFromImage(sitk.ReadImage(str(ct_small_path)))  # HU, as the CLI reads it
+    out = tmp_path / "l.mlc"
+    assert main(["-q", "encode", str(ct_small_path), str(out), "--lossless", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["error_bound"] == 0 and stats["iterations"] == 2 and stats["max_error"] == 0
+    decoded, _ = api.decompress(out)
+    assert np.array_equal(decoded.reshape(original.shape), original)
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "e.mlc"), "--max-error", "3"]) == 0
+    assert "bound 3" in capsys.readouterr().out
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "r.mlc"), "--ratio", "8"]) == 0
+    assert float(capsys.readouterr().out.split("ratio ")[1].split(":")[0]) >= 8.0
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x.mlc"), "--ratio", "8", "-k", "3"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["encode", str(ct_small_path), str(tmp_path / "y.mlc"), "--lossless", "--psnr", "40"])

@@ -274,3 +274,17 @@ def test_disk_full_is_reported_per_item(tmp_path, tiny_model_id, monkeypatch, ca
     assert main(["-q", "convert", str(src), str(tmp_path / "dst"), "--workers", "0"]) == 1
     out = capsys.readouterr().out
     assert "FAILED (2)" in out and out.count("disk full") == 2
+
+
+def test_lossless_and_bounded_conversion(tmp_path, tiny_model_id, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    vol = (np.arange(3 * 20 * 24).reshape(3, 20, 24) * 37 % 1999 - 500).astype(np.int16)
+    _volume(src / "a.nii.gz", vol, (1, 1, 2), (0, 0, 0))
+    for flags, bound in ((["--lossless"], 0), (["--bound", "4"], 4)):
+        dst = tmp_path / f"dst{bound}"
+        assert main(["-q", "convert", str(src), str(dst), "--workers", "0", *flags]) == 0
+        decoded, header = api.decompress(dst / "a.mlc")
+        assert header.iterations == 2  # the base count under a residual layer
+        assert np.abs(decoded.astype(int) - vol).max() <= bound
+        assert _records(dst / convert.MANIFEST_NAME)[-1]["max_error"] <= bound
