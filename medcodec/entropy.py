@@ -46,23 +46,40 @@ def _neighbour_sum(plane: np.ndarray, diagonal: bool) -> np.ndarray:
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
 
 
-class SliceModel:
-    """Adaptive context counts of one slice; :meth:`walk` visits one iteration."""
+class AdaptiveBits:
+    """Adaptive binary model over ``n`` contexts: integer counts (n0, n1) from a Laplace
+    start, halved above :data:`COUNT_LIMIT`, read as 16-bit fixed-point probabilities.
+    Shared by the code model here and the residual layer (:mod:`medcodec.residual`)."""
 
-    def __init__(self):
-        self.counts = np.ones((_N_CONTEXTS, 2), np.int64)  # (n0, n1), Laplace start
+    def __init__(self, n: int):
+        self.counts = np.ones((n, 2), np.int64)
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
-        """P(bit = +1) per position, float64 k / 2^16 (exact), from integer counts."""
+        """P(bit = 1) per position, float64 k / 2^16 (exact), from integer counts."""
         n0, n1 = self.counts[ctx, 0], self.counts[ctx, 1]
         q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
         return np.clip(q, _PROB_MIN, (1 << PROB_BITS) - _PROB_MIN).astype(np.float64) / (1 << PROB_BITS)
 
-    def _update(self, ctx: np.ndarray, ones: np.ndarray) -> None:
-        self.counts[:, 1] += np.bincount(ctx[ones], minlength=_N_CONTEXTS)
-        self.counts[:, 0] += np.bincount(ctx[~ones], minlength=_N_CONTEXTS)
+    def update(self, ctx: np.ndarray, ones: np.ndarray) -> None:
+        n = len(self.counts)
+        self.counts[:, 1] += np.bincount(ctx[ones], minlength=n)
+        self.counts[:, 0] += np.bincount(ctx[~ones], minlength=n)
         big = self.counts.sum(axis=1) > COUNT_LIMIT
         self.counts[big] = (self.counts[big] + 1) >> 1
+
+
+def bernoulli_family():
+    """constriction's Bernoulli model family, with its quantization pinned."""
+    import constriction
+
+    return constriction.stream.model.Bernoulli(perfect=False)
+
+
+class SliceModel(AdaptiveBits):
+    """The code model of one slice; :meth:`walk` visits one iteration."""
+
+    def __init__(self):
+        super().__init__(_N_CONTEXTS)
 
     def walk(self, prev: np.ndarray | None, cur: np.ndarray, code_pass) -> None:
         """Visit iteration t in coding order. prev: bool (h, w, bits) of iteration t-1 or
@@ -91,13 +108,7 @@ class SliceModel:
                     continue
                 ones = np.asarray(code_pass(ctx, sel, c), bool).reshape(-1)
                 cur[sel + (c,)] = ones.reshape(cur[sel + (c,)].shape)
-                self._update(ctx, ones)
-
-
-def _family():
-    import constriction
-
-    return constriction.stream.model.Bernoulli(perfect=False)
+                self.update(ctx, ones)
 
 
 def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
@@ -107,7 +118,7 @@ def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
     from .container import pack_codes
 
     codes = np.asarray(codes) > 0
-    model, family = SliceModel(), _family()
+    model, family = SliceModel(), bernoulli_family()
     out = []
     prev = None
     for t in range(codes.shape[0]):
@@ -135,7 +146,7 @@ def decode_slice(chunks: list[tuple[int, bytes]], shape: tuple[int, int, int]) -
 
     from .container import unpack_codes
 
-    model, family = SliceModel(), _family()
+    model, family = SliceModel(), bernoulli_family()
     out = np.empty((len(chunks),) + tuple(shape), np.int8)
     prev = None
     for t, (coding, data) in enumerate(chunks):

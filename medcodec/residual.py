@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .entropy import AdaptiveBits, bernoulli_family
 from .errors import ContainerError
 
 SEED_STRIDE = 16
@@ -71,23 +72,7 @@ def _passes(h: int, w: int):
         s = half
 
 
-class _Model:
-    def __init__(self):
-        self.counts = np.ones((_N_CTX, 2), np.int64)
-
-    def prob(self, ctx):
-        n0, n1 = self.counts[ctx, 0], self.counts[ctx, 1]
-        q = np.clip(((2 * n1 + 1) << 16) // (2 * (n0 + n1) + 2), 16, 65520)
-        return q.astype(np.float64) / 65536.0
-
-    def update(self, ctx, ones):
-        self.counts[:, 1] += np.bincount(ctx[ones], minlength=_N_CTX)
-        self.counts[:, 0] += np.bincount(ctx[~ones], minlength=_N_CTX)
-        big = self.counts.sum(axis=1) > 1024
-        self.counts[big] = (self.counts[big] + 1) >> 1
-
-
-def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: _Model, coder) -> np.ndarray:
+def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: AdaptiveBits, coder) -> np.ndarray:
     """Binarize and (de)code one pass of quantized values; returns them (int64)."""
     n = ctx_base.size
     length = _bit_length(np.abs(q_true)) if q_true is not None else np.zeros(n, np.int64)
@@ -120,7 +105,7 @@ def _walk(base: np.ndarray, target: np.ndarray | None, max_error: int, coder) ->
     residual x - base when encoding, None when decoding."""
     h, w = base.shape
     step = 2 * max_error + 1
-    model = _Model()
+    model = AdaptiveBits(_N_CTX)
     rec = np.zeros((h, w), np.int64)
     b = np.pad(base.astype(np.int64), 1, mode="edge")
     grad = np.abs(b[1:-1, 2:] - b[1:-1, :-2]) + np.abs(b[2:, 1:-1] - b[:-2, 1:-1])
@@ -150,23 +135,17 @@ def _walk(base: np.ndarray, target: np.ndarray | None, max_error: int, coder) ->
     return rec
 
 
-def _family():
-    import constriction
-
-    return constriction.stream.model.Bernoulli(perfect=False)
-
-
 def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[bytes, np.ndarray]:
     """Code one slice's residual layer: (payload, decoded slice in the pixel type), with
     |decoded - original| <= max_error everywhere."""
     import constriction
 
     enc = constriction.stream.queue.RangeEncoder()
-    family = _family()
+    family = bernoulli_family()
 
     def coder(ctx, want, model):
         if want.size:
-            p = model.prob(ctx) if ctx is not None else np.full(want.size, 0.5)
+            p = model.probabilities(ctx) if ctx is not None else np.full(want.size, 0.5)
             enc.encode(np.asarray(want, np.int32), family, p)
         return want
 
@@ -182,12 +161,12 @@ def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
     if len(data) % 4:
         raise ContainerError("residual chunk is not a whole number of 32-bit words")
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
-    family = _family()
+    family = bernoulli_family()
 
     def coder(ctx, want, model):
         if not want.size:
             return want
-        p = model.prob(ctx) if ctx is not None else np.full(want.size, 0.5)
+        p = model.probabilities(ctx) if ctx is not None else np.full(want.size, 0.5)
         return np.asarray(dec.decode(family, p)) > 0
 
     try:
