@@ -172,14 +172,26 @@ def _decode_header(payload: bytes) -> Header:
 
 
 MAX_VOXELS_DEFAULT = 1 << 34  # 16 Gi voxels; MEDCODEC_MAX_VOXELS overrides
+# One 2D slice goes through the network whole, whose activations take ~100x the slice's
+# float32 size: 2^26 pixels (8192 x 8192) is ~25 GB at most; MEDCODEC_MAX_SLICE_PIXELS overrides.
+MAX_SLICE_PIXELS_DEFAULT = 1 << 26
+
+
+def _limit(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 def max_voxels() -> int:
     """Decompression-bomb limit: the largest image a reader will allocate."""
-    try:
-        return int(os.environ.get("MEDCODEC_MAX_VOXELS", MAX_VOXELS_DEFAULT))
-    except ValueError:
-        return MAX_VOXELS_DEFAULT
+    return _limit("MEDCODEC_MAX_VOXELS", MAX_VOXELS_DEFAULT)
+
+
+def max_slice_pixels() -> int:
+    """The largest 2D slice the network codes in one piece (larger ones are not tiled yet)."""
+    return _limit("MEDCODEC_MAX_SLICE_PIXELS", MAX_SLICE_PIXELS_DEFAULT)
 
 
 def validate_header(h: Header) -> None:
@@ -202,6 +214,9 @@ def validate_header(h: Header) -> None:
     if voxels > max_voxels():
         raise ContainerError(f"image of {voxels} voxels exceeds the limit of {max_voxels()} "
                              "(raise MEDCODEC_MAX_VOXELS if the file is trusted)")
+    if h.height * h.width > max_slice_pixels():
+        raise ContainerError(f"a {h.width}x{h.height} slice exceeds the limit of {max_slice_pixels()} pixels "
+                             "per slice coded in one piece (raise MEDCODEC_MAX_SLICE_PIXELS if memory allows)")
     if not (h.height <= h.coded_height <= 2 * h.height + 64 and h.width <= h.coded_width <= 2 * h.width + 64):
         bad(f"coded size {h.coded_height}x{h.coded_width} for a {h.height}x{h.width} slice")
     if h.iterations < 1 or h.bits < 1:

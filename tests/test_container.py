@@ -257,6 +257,9 @@ def _forge_head(**changes) -> bytes:
 @pytest.mark.parametrize("changes,match", [
     (dict(size=(100_000, 100_000, 100_000), width=100_000, height=100_000, slices=100_000,
           coded_width=100_032, coded_height=100_032), "exceeds the limit"),
+    # few voxels in all, but one slice the network would need ~100 GB of activations for
+    (dict(size=(100_000, 100_000, 1), width=100_000, height=100_000, slices=1,
+          coded_width=100_032, coded_height=100_032), "per slice"),
     (dict(size=(40, 30, 3)), "slices"),
     (dict(size=(41, 30, 2)), "slice"),
     (dict(coded_height=16), "coded size"),
