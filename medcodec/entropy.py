@@ -156,17 +156,18 @@ def decode_slice(chunks: list[tuple[int, bytes]], shape: tuple[int, int, int]) -
                 raise ContainerError("entropy-coded CODE chunk is not a whole number of 32-bit words")
             dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
 
-            def code_pass(ctx, sel, c, dec=dec):
-                return np.asarray(dec.decode(family, model.probabilities(ctx))) > 0
+            def code_pass(ctx, sel, c, dec=dec, t=t):
+                try:
+                    return np.asarray(dec.decode(family, model.probabilities(ctx))) > 0
+                except Exception as e:  # constriction reports invalid data with AssertionError
+                    raise ContainerError(f"entropy-coded CODE chunk of iteration {t + 1} does not "
+                                         f"decode: {e}") from e
         else:
             known = unpack_codes(coding, data, shape) > 0
 
             def code_pass(ctx, sel, c, known=known):
                 return known[sel + (c,)]
-        try:
-            model.walk(prev, cur, code_pass)
-        except (ValueError, RuntimeError, OverflowError) as e:
-            raise ContainerError(f"entropy-coded CODE chunk of iteration {t + 1} does not decode: {e}") from e
+        model.walk(prev, cur, code_pass)
         out[t] = np.where(cur, 1, -1)
         prev = cur
     return out

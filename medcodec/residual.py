@@ -167,13 +167,12 @@ def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
         if not want.size:
             return want
         p = model.probabilities(ctx) if ctx is not None else np.full(want.size, 0.5)
-        return np.asarray(dec.decode(family, p)) > 0
+        try:
+            return np.asarray(dec.decode(family, p)) > 0
+        except Exception as e:  # constriction reports invalid data with AssertionError
+            raise ContainerError(f"residual chunk does not decode: {e}") from e
 
-    try:
-        rec = _walk(base, None, max_error, coder)
-    except (ValueError, RuntimeError, OverflowError) as e:
-        raise ContainerError(f"residual chunk does not decode: {e}") from e
-    return _final(base, rec, base.dtype)
+    return _final(base, _walk(base, None, max_error, coder), base.dtype)
 
 
 def _final(base: np.ndarray, rec: np.ndarray, dtype) -> np.ndarray:
