@@ -172,13 +172,12 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
                 recon[start + s] = residual.decode_slice(base[s], resid[-1][2], max_error)
         if progress:
             progress(stop - start)
-    layer = None if max_error is None else container.ResidualLayer(max_error, resid)
-    nbytes = container.write(path, header, packed, overwrite=overwrite, residual=layer)
     decoded = recon.reshape(array.shape)
     if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected
-        os.unlink(path)
         raise MedcodecError(f"internal error: the residual layer missed the bound {max_error}; "
                             "no file was written, please report this")
+    layer = None if max_error is None else container.ResidualLayer(max_error, resid)
+    nbytes = container.write(path, header, packed, overwrite=overwrite, residual=layer)
     mse_norm = sse / array.size
     per_iter = [10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse_norm]
     return EncodeStats(
