@@ -40,7 +40,8 @@ _PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
 
 
 def _neighbour_sum(plane: np.ndarray, diagonal: bool) -> np.ndarray:
-    p = np.pad(plane, 1).astype(np.int64)
+    """Sum over the 4 diagonal or direct neighbours (zero outside) of (h, w[, c]) bits."""
+    p = np.pad(plane, ((1, 1), (1, 1)) + ((0, 0),) * (plane.ndim - 2)).astype(np.int64)
     if diagonal:
         return p[:-2, :-2] + p[:-2, 2:] + p[2:, :-2] + p[2:, 2:]
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
@@ -87,12 +88,14 @@ class SliceModel(AdaptiveBits):
         returns (the bits of channel c at positions ``sel``, given their contexts)."""
         h, w, bits = cur.shape
         zeros = np.zeros((h, w), np.int64)
+        if prev is not None:  # once per iteration for all channels
+            p_all = prev.astype(np.int64) + 1
+            nbr_all = _neighbour_sum(prev, diagonal=False)
         for c in range(bits):
             if prev is None:
                 p, nbr_prev = zeros, zeros
             else:
-                p = prev[:, :, c].astype(np.int64) + 1
-                nbr_prev = _neighbour_sum(prev[:, :, c], diagonal=False)
+                p, nbr_prev = p_all[:, :, c], nbr_all[:, :, c]
             below = cur[:, :, c - 1].astype(np.int64) + 1 if c else zeros
             base = (p * 3 + below) * 15
             for k, (py, px) in enumerate(_PHASES):
