@@ -162,8 +162,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         sse += np.asarray(err)[:, : stop - start].sum(axis=1)
         recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
                                              window, array.dtype.name)
-        for s in range(stop - start):
-            packed.append(entropy.encode_slice(codes[:, s, :gh, :gw]))
+        packed.extend(entropy.encode_slices(codes[:, : stop - start, :gh, :gw].swapaxes(0, 1)))
         if max_error is not None:
             base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name)
             for s in range(stop - start):
@@ -227,9 +226,8 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
         for start, stop in _batches(len(wanted), batch):
             codes = np.zeros((k, batch, hc // cfg.factor, wc // cfg.factor, cfg.bits), np.int8)
-            for i in range(start, stop):
-                chunks = [reader.read_codes(wanted[i], t) for t in range(k)]
-                codes[:, i - start, :gh, :gw] = entropy.decode_slice(chunks, (gh, gw, cfg.bits))
+            chunks = [[reader.read_codes(wanted[i], t) for t in range(k)] for i in range(start, stop)]
+            codes[:, : stop - start, :gh, :gw] = entropy.decode_slices(chunks, (gh, gw, cfg.bits)).swapaxes(0, 1)
             base = _base_batch(params, cfg, codes, mask, h.height, h.width, h.window, h.pixel_type)
             out[start:stop] = base[: stop - start]
             if reader.max_error is not None and k == h.iterations:

@@ -40,32 +40,37 @@ _PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
 
 
 def _neighbour_sum(plane: np.ndarray, diagonal: bool) -> np.ndarray:
-    """Sum over the 4 diagonal or direct neighbours (zero outside) of (h, w[, c]) bits."""
-    p = np.pad(plane, ((1, 1), (1, 1)) + ((0, 0),) * (plane.ndim - 2)).astype(np.int64)
+    """Sum over the 4 diagonal or direct neighbours (zero outside) of (S, h, w[, c]) bits."""
+    p = np.pad(plane, ((0, 0), (1, 1), (1, 1)) + ((0, 0),) * (plane.ndim - 3)).astype(np.int64)
     if diagonal:
-        return p[:-2, :-2] + p[:-2, 2:] + p[2:, :-2] + p[2:, 2:]
-    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+        return p[:, :-2, :-2] + p[:, :-2, 2:] + p[:, 2:, :-2] + p[:, 2:, 2:]
+    return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]
 
 
 class AdaptiveBits:
-    """Adaptive binary model over ``n`` contexts: integer counts (n0, n1) from a Laplace
-    start, halved above :data:`COUNT_LIMIT`, read as 16-bit fixed-point probabilities.
-    Shared by the code model here and the residual layer (:mod:`medcodec.residual`)."""
+    """Adaptive binary models over ``n`` contexts, one per stream of a batch of ``streams``:
+    integer counts (n0, n1) from a Laplace start, halved above :data:`COUNT_LIMIT`, read as
+    16-bit fixed-point probabilities. Contexts come as (streams, m) arrays. Shared by the
+    code model here and the residual layer (:mod:`medcodec.residual`)."""
 
-    def __init__(self, n: int):
-        self.counts = np.ones((n, 2), np.int64)
+    def __init__(self, n: int, streams: int = 1):
+        self.n = n
+        self.counts = np.ones((streams, n, 2), np.int64)
+        self._rows = np.arange(streams)[:, None]
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per position, float64 k / 2^16 (exact), from integer counts."""
-        n0, n1 = self.counts[ctx, 0], self.counts[ctx, 1]
+        n0, n1 = self.counts[self._rows, ctx, 0], self.counts[self._rows, ctx, 1]
         q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
         return np.clip(q, _PROB_MIN, (1 << PROB_BITS) - _PROB_MIN).astype(np.float64) / (1 << PROB_BITS)
 
     def update(self, ctx: np.ndarray, ones: np.ndarray) -> None:
-        n = len(self.counts)
-        self.counts[:, 1] += np.bincount(ctx[ones], minlength=n)
-        self.counts[:, 0] += np.bincount(ctx[~ones], minlength=n)
-        big = self.counts.sum(axis=1) > COUNT_LIMIT
+        flat = (self._rows * self.n + ctx).ravel()
+        ones = ones.ravel()
+        size = self.counts.shape[0] * self.n
+        self.counts[..., 1] += np.bincount(flat[ones], minlength=size).reshape(-1, self.n)
+        self.counts[..., 0] += np.bincount(flat[~ones], minlength=size).reshape(-1, self.n)
+        big = self.counts.sum(axis=-1) > COUNT_LIMIT
         self.counts[big] = (self.counts[big] + 1) >> 1
 
 
@@ -77,17 +82,19 @@ def bernoulli_family():
 
 
 class SliceModel(AdaptiveBits):
-    """The code model of one slice; :meth:`walk` visits one iteration."""
+    """The code models of a batch of slices (one per slice); :meth:`walk` visits one
+    iteration of all of them in lockstep (numpy work shared, streams kept apart)."""
 
-    def __init__(self):
-        super().__init__(_N_CONTEXTS)
+    def __init__(self, slices: int = 1):
+        super().__init__(_N_CONTEXTS, slices)
 
     def walk(self, prev: np.ndarray | None, cur: np.ndarray, code_pass) -> None:
-        """Visit iteration t in coding order. prev: bool (h, w, bits) of iteration t-1 or
-        None; cur: bool (h, w, bits), filled pass by pass with what ``code_pass(ctx, sel, c)``
-        returns (the bits of channel c at positions ``sel``, given their contexts)."""
-        h, w, bits = cur.shape
-        zeros = np.zeros((h, w), np.int64)
+        """Visit iteration t in coding order. prev: bool (S, h, w, bits) of iteration t-1 or
+        None; cur: bool (S, h, w, bits), filled pass by pass with what
+        ``code_pass(ctx, sel, c)`` returns: the (S, m) bits of channel c at positions ``sel``
+        (a pair of slices over h and w), given their (S, m) contexts."""
+        n, h, w, bits = cur.shape
+        zeros = np.zeros((n, h, w), np.int64)
         if prev is not None:  # once per iteration for all channels
             p_all = prev.astype(np.int64) + 1
             nbr_all = _neighbour_sum(prev, diagonal=False)
@@ -95,82 +102,111 @@ class SliceModel(AdaptiveBits):
             if prev is None:
                 p, nbr_prev = zeros, zeros
             else:
-                p, nbr_prev = p_all[:, :, c], nbr_all[:, :, c]
-            below = cur[:, :, c - 1].astype(np.int64) + 1 if c else zeros
+                p, nbr_prev = p_all[..., c], nbr_all[..., c]
+            below = cur[..., c - 1].astype(np.int64) + 1 if c else zeros
             base = (p * 3 + below) * 15
             for k, (py, px) in enumerate(_PHASES):
                 sel = (slice(py, None, 2), slice(px, None, 2))
+                at = (slice(None),) + sel
                 if k == 0:
-                    spatial = nbr_prev[sel]
+                    spatial = nbr_prev[at]
                 elif k == 1:
-                    spatial = 5 + _neighbour_sum(cur[:, :, c], diagonal=True)[sel]
+                    spatial = 5 + _neighbour_sum(cur[..., c], diagonal=True)[at]
                 else:
-                    spatial = 10 + _neighbour_sum(cur[:, :, c], diagonal=False)[sel]
-                ctx = (base[sel] + spatial).ravel()
-                if ctx.size == 0:
+                    spatial = 10 + _neighbour_sum(cur[..., c], diagonal=False)[at]
+                ctx = (base[at] + spatial).reshape(n, -1)
+                if ctx.shape[1] == 0:
                     continue
-                ones = np.asarray(code_pass(ctx, sel, c), bool).reshape(-1)
-                cur[sel + (c,)] = ones.reshape(cur[sel + (c,)].shape)
+                ones = np.asarray(code_pass(ctx, sel, c), bool).reshape(n, -1)
+                cur[at + (c,)] = ones.reshape(cur[at + (c,)].shape)
                 self.update(ctx, ones)
 
 
-def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
-    """Codes (T, h, w, bits) of one slice (+-1) -> (coding, payload) per iteration."""
+def encode_slices(codes: np.ndarray) -> list[list[tuple[int, bytes]]]:
+    """Codes (S, T, h, w, bits) of S slices (+-1) -> per slice, (coding, payload) per
+    iteration. Each slice is its own stream; batching only shares the numpy work."""
     import constriction
 
     from .container import pack_codes
 
     codes = np.asarray(codes) > 0
-    model, family = SliceModel(), bernoulli_family()
-    out = []
+    n = codes.shape[0]
+    model, family = SliceModel(n), bernoulli_family()
+    out: list[list[tuple[int, bytes]]] = [[] for _ in range(n)]
     prev = None
-    for t in range(codes.shape[0]):
-        enc = constriction.stream.queue.RangeEncoder()
-        truth = codes[t]
+    for t in range(codes.shape[1]):
+        encoders = [constriction.stream.queue.RangeEncoder() for _ in range(n)]
+        truth = codes[:, t]
 
-        def code_pass(ctx, sel, c, truth=truth, enc=enc):
-            x = truth[sel + (c,)].ravel()
-            enc.encode(x.astype(np.int32), family, model.probabilities(ctx))
+        def code_pass(ctx, sel, c, truth=truth, encoders=encoders):
+            x = truth[(slice(None),) + sel + (c,)].reshape(n, -1)
+            p = model.probabilities(ctx)
+            for i, enc in enumerate(encoders):
+                enc.encode(x[i].astype(np.int32), family, p[i])
             return x
 
-        cur = np.zeros_like(truth)
-        model.walk(prev, cur, code_pass)
-        context_coded = enc.get_compressed().astype("<u4").tobytes()
-        packed = pack_codes(np.where(truth, 1, -1).astype(np.int8))
-        out.append((CODING_CONTEXT, context_coded) if len(context_coded) < len(packed[1]) else packed)
+        model.walk(prev, np.zeros_like(truth), code_pass)
+        for i, enc in enumerate(encoders):
+            context_coded = enc.get_compressed().astype("<u4").tobytes()
+            packed = pack_codes(np.where(truth[i], 1, -1).astype(np.int8))
+            out[i].append((CODING_CONTEXT, context_coded) if len(context_coded) < len(packed[1]) else packed)
         prev = truth
+    return out
+
+
+def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
+    """Codes (T, h, w, bits) of one slice (+-1) -> (coding, payload) per iteration."""
+    return encode_slices(np.asarray(codes)[None])[0]
+
+
+def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`encode_slices` for the first k iterations (k = chunks per slice,
+    equal for all): int8 +-1 (S, k, h, w, bits). Raises ContainerError for a stream that
+    does not decode."""
+    import constriction
+
+    from .container import unpack_codes
+
+    n = len(chunks)
+    k = len(chunks[0]) if n else 0
+    if any(len(c) != k for c in chunks):
+        raise ValueError("every slice needs the same number of chunks")
+    model, family = SliceModel(n), bernoulli_family()
+    out = np.empty((n, k) + tuple(shape), np.int8)
+    prev = None
+    for t in range(k):
+        decoders, known = {}, {}
+        for i in range(n):
+            coding, data = chunks[i][t]
+            if coding == CODING_CONTEXT:
+                if len(data) % 4:
+                    raise ContainerError("entropy-coded CODE chunk is not a whole number of 32-bit words")
+                decoders[i] = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
+            else:
+                known[i] = unpack_codes(coding, data, shape) > 0
+
+        def code_pass(ctx, sel, c, decoders=decoders, known=known, t=t):
+            p = model.probabilities(ctx)
+            bits = np.empty(ctx.shape, bool)
+            for i in range(n):
+                if i in known:
+                    bits[i] = known[i][sel + (c,)].ravel()
+                    continue
+                try:
+                    bits[i] = np.asarray(decoders[i].decode(family, p[i])) > 0
+                except Exception as e:  # constriction reports invalid data with AssertionError
+                    raise ContainerError(f"entropy-coded CODE chunk of iteration {t + 1} does not "
+                                         f"decode: {e}") from e
+            return bits
+
+        cur = np.zeros((n,) + tuple(shape), bool)
+        model.walk(prev, cur, code_pass)
+        out[:, t] = np.where(cur, 1, -1)
+        prev = cur
     return out
 
 
 def decode_slice(chunks: list[tuple[int, bytes]], shape: tuple[int, int, int]) -> np.ndarray:
     """Inverse of :func:`encode_slice` for the first ``len(chunks)`` iterations: int8 +-1
     (k, h, w, bits). Raises ContainerError for a stream that does not decode."""
-    import constriction
-
-    from .container import unpack_codes
-
-    model, family = SliceModel(), bernoulli_family()
-    out = np.empty((len(chunks),) + tuple(shape), np.int8)
-    prev = None
-    for t, (coding, data) in enumerate(chunks):
-        cur = np.zeros(shape, bool)
-        if coding == CODING_CONTEXT:
-            if len(data) % 4:
-                raise ContainerError("entropy-coded CODE chunk is not a whole number of 32-bit words")
-            dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
-
-            def code_pass(ctx, sel, c, dec=dec, t=t):
-                try:
-                    return np.asarray(dec.decode(family, model.probabilities(ctx))) > 0
-                except Exception as e:  # constriction reports invalid data with AssertionError
-                    raise ContainerError(f"entropy-coded CODE chunk of iteration {t + 1} does not "
-                                         f"decode: {e}") from e
-        else:
-            known = unpack_codes(coding, data, shape) > 0
-
-            def code_pass(ctx, sel, c, known=known):
-                return known[sel + (c,)]
-        model.walk(prev, cur, code_pass)
-        out[t] = np.where(cur, 1, -1)
-        prev = cur
-    return out
+    return decode_slices([chunks], shape)[0]

@@ -84,7 +84,7 @@ def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: Adaptiv
             break
         ctx = ctx_base[idx] * 16 + min(j, 15)
         flags = np.asarray(coder(ctx, length[idx] > j, model), bool)
-        model.update(ctx, flags)
+        model.update(ctx[None], flags[None])
         dec_len[idx[flags]] += 1
         active[idx[~flags]] = False
     nz = np.nonzero(dec_len)[0]
@@ -145,7 +145,7 @@ def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tupl
 
     def coder(ctx, want, model):
         if want.size:
-            p = model.probabilities(ctx) if ctx is not None else np.full(want.size, 0.5)
+            p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
             enc.encode(np.asarray(want, np.int32), family, p)
         return want
 
@@ -166,7 +166,7 @@ def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
     def coder(ctx, want, model):
         if not want.size:
             return want
-        p = model.probabilities(ctx) if ctx is not None else np.full(want.size, 0.5)
+        p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
         try:
             return np.asarray(dec.decode(family, p)) > 0
         except Exception as e:  # constriction reports invalid data with AssertionError
