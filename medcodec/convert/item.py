@@ -1,0 +1,240 @@
+"""Converting one item (on a worker): read, encode to a private temporary file, verify by
+decoding, then link it to its final name. Never raises: returns the manifest record."""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import socket
+import time
+from pathlib import Path
+
+from ..errors import MedcodecError, ReadError, WriteError
+from .options import DICOM_KEEP, ConvertOptions, Item, VerificationError, short_hash
+
+
+def _describe(e: BaseException) -> str:
+    """One line; disk-full conditions named as such wherever they sit in the chain."""
+    seen, cur = set(), e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return f"disk full: {cur.strerror or cur} ({getattr(cur, 'filename', '') or 'output'})"
+        cur = cur.__cause__ or cur.__context__
+    text = " ".join(str(e).split()) or type(e).__name__
+    return f"{type(e).__name__}: {text}"[:1000]
+
+
+def _bytes(files) -> int:
+    total = 0
+    for f in files:
+        try:
+            total += os.path.getsize(f)
+        except OSError:
+            pass
+    return total
+
+
+def _finite(x):
+    """JSON-safe float: inf/nan as strings (float('inf') reads them back)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+_WORKER_READY = False
+
+
+def _worker_setup() -> None:
+    """Once per process: no GPU memory preallocation, and with several GPUs, worker i uses
+    GPU i (mod count). Imports JAX here, at the first item, not when the worker starts."""
+    global _WORKER_READY
+    if _WORKER_READY:
+        return
+    _WORKER_READY = True
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except Exception:  # not on a dask worker (in-process run)
+        return
+    import jax
+
+    gpus = [d for d in jax.local_devices() if d.platform != "cpu"]
+    if len(gpus) > 1 and isinstance(name, int):
+        jax.config.update("jax_default_device", gpus[name % len(gpus)])
+
+
+def _temporary(item: Item, suffix: str) -> Path:
+    folder = Path(item.partial_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{short_hash(item.id)}-{os.getpid()}-{os.urandom(4).hex()}{suffix}"
+
+
+def _place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Give a verified temporary its final name, atomically; never clobber without overwrite."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        os.replace(tmp, out)
+    else:
+        try:
+            os.link(tmp, out)  # fails if out appeared meanwhile
+        except FileExistsError:
+            raise WriteError(f"{out} exists; use --force to replace it")
+        except OSError:  # filesystems without hard links
+            if out.exists():
+                raise WriteError(f"{out} exists; use --force to replace it")
+            os.replace(tmp, out)
+    try:
+        fd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _keep_metadata(item: Item, metadata: dict[str, str], options: ConvertOptions) -> dict[str, str]:
+    if item.kind.startswith("dicom"):
+        if not options.all_dicom_tags:
+            metadata = {k: v for k, v in metadata.items() if k.lower() in DICOM_KEEP}
+        metadata = {k: v.strip() for k, v in metadata.items() if v.strip()}
+    metadata["medcodec_source"] = item.id
+    return metadata
+
+
+def _read_input(item: Item):
+    from ..imagefiles import read_image
+
+    if item.kind == "unreadable":
+        raise ReadError(item.error or f"cannot read {item.source}")
+    if item.kind == "dicom-series":
+        if len(item.files) == 1:  # multi-frame (or single) file: its own geometry, not 4D
+            return read_image(item.files[0])
+        return read_image(item.source, item.series_uid)
+    return read_image(item.source)
+
+
+def _same_geometry(a, b, rtol: float, atol: float) -> bool:
+    import numpy as np
+
+    return all(len(x) == len(y) and np.allclose(x, y, rtol=rtol, atol=atol)
+               for x, y in ((a.spacing, b.spacing), (a.origin, b.origin), (a.direction, b.direction)))
+
+
+def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_psnr=None,
+                model_id: str | None = None) -> dict:
+    """Decode ``path`` and compare it with the original; raises VerificationError."""
+    from .. import api, prep
+
+    decoded, header = api.decompress(path)
+    if decoded.shape != array.shape or decoded.dtype != array.dtype:
+        raise VerificationError(f"decoded {decoded.shape} {decoded.dtype}, original {array.shape} {array.dtype}")
+    if not _same_geometry(api.geometry_of(header), geometry, 1e-9, 1e-9):
+        raise VerificationError("decoded geometry (spacing/origin/direction) differs from the original")
+    if header.iterations != options.iterations or (model_id and header.model_id != model_id):
+        raise VerificationError(f"written with {header.iterations} iterations of {header.model_id}, "
+                                f"asked for {options.iterations} of {model_id}")
+    psnr, max_err = prep.psnr(array, decoded), prep.max_abs_error(array, decoded)
+    if encoded_psnr is not None and not (psnr == encoded_psnr or abs(psnr - encoded_psnr) <= 0.1):
+        raise VerificationError(f"decoded PSNR {psnr:.3f} dB differs from the encoder's {encoded_psnr:.3f} dB")
+    if options.min_psnr is not None and not psnr >= options.min_psnr:
+        raise VerificationError(f"quality target missed: PSNR {psnr:.2f} dB < {options.min_psnr:g} dB")
+    if options.bound is not None and not max_err <= options.bound:
+        raise VerificationError(f"error bound missed: max error {max_err:g} > {options.bound}")
+    if options.max_error is not None and not max_err <= options.max_error:
+        raise VerificationError(f"quality target missed: max error {max_err:g} > {options.max_error:g}")
+    return {"psnr": psnr, "max_error": max_err, "model_id": header.model_id}
+
+
+def _encode_item(item: Item, options: ConvertOptions) -> dict:
+    from .. import api, checkpoint
+    from ..imagefiles import from_sitk
+
+    array, geometry, metadata = from_sitk(_read_input(item))
+    metadata = _keep_metadata(item, metadata, options)
+    out = Path(item.output)
+    model_id = checkpoint.load(options.model).model_id
+    facts = {"voxels": int(array.size), "raw_bytes": int(array.nbytes), "shape": list(array.shape[::-1]),
+             "pixel_type": array.dtype.name, "bytes_in": _bytes(item.files or (item.source,))}
+    if out.exists() and not options.overwrite:
+        # e.g. a run killed after the rename but before its manifest line: adopt it if it
+        # verifies against this input with these settings, else leave it alone and report
+        try:
+            checks = _verify_mlc(out, array, geometry, options, model_id=model_id)
+        except MedcodecError as e:
+            raise WriteError(f"{out} exists and is not a verified output of this input ({e}); "
+                             "use --force to replace it") from e
+        checks["note"] = "existing output verified"
+    else:
+        tmp = _temporary(item, ".mlc")
+        try:
+            stats = api.compress(array, tmp, iterations=options.iterations, geometry=geometry,
+                                 metadata=metadata, model_id=options.model, max_error=options.bound)
+            checks = _verify_mlc(tmp, array, geometry, options, encoded_psnr=stats.psnr, model_id=model_id)
+            _place(tmp, out, options.overwrite)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    facts["bytes_out"] = os.path.getsize(out)
+    facts.update(checks)
+    return facts
+
+
+def _decode_item(item: Item, options: ConvertOptions) -> dict:
+    import numpy as np
+
+    from .. import api
+    from ..imagefiles import from_sitk, read_image, to_sitk, write_image
+
+    out = Path(item.output)
+    if item.kind == "unreadable":
+        raise ReadError(item.error or f"cannot read {item.source}")
+    if out.exists() and not options.overwrite:
+        raise WriteError(f"{out} exists; use --force to replace it")
+    decoded, header = api.decompress(item.source)
+    geometry = api.geometry_of(header)
+    tmp = _temporary(item, "." + options.fmt)
+    try:
+        write_image(to_sitk(decoded, geometry, header.metadata), tmp)
+        back, back_geom, _ = from_sitk(read_image(tmp))
+        if back.shape != decoded.shape or back.dtype != decoded.dtype or not np.array_equal(back, decoded):
+            raise VerificationError(f"{options.fmt} file does not read back as the decoded image")
+        if not _same_geometry(back_geom, geometry, 1e-5, 1e-4):  # NIfTI stores float32
+            raise VerificationError(f"{options.fmt} file does not keep the geometry")
+        _place(tmp, out, options.overwrite)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {"voxels": int(decoded.size), "raw_bytes": int(decoded.nbytes), "shape": list(header.size),
+            "pixel_type": header.pixel_type, "bytes_in": _bytes([item.source]),
+            "bytes_out": os.path.getsize(out), "model_id": header.model_id}
+
+
+def convert_one(item: Item, options: ConvertOptions) -> dict:
+    """Convert and verify one item; returns its manifest record (never raises)."""
+    t0 = time.perf_counter()
+    record = {"input": item.id, "output": item.rel_output, "kind": item.kind, "status": "failed",
+              "error": "", "voxels": None, "bytes_in": None, "bytes_out": None, "raw_bytes": None,
+              "ratio": None, "disk_ratio": None, "bpp": None, "psnr": None, "max_error": None,
+              "seconds": None, "iterations": None if options.decode else options.iterations}
+    try:
+        _worker_setup()
+        facts = _decode_item(item, options) if options.decode else _encode_item(item, options)
+        record.update(facts)
+        record["status"] = "ok"
+        compressed = record["bytes_in"] if options.decode else record["bytes_out"]
+        if compressed:
+            record["ratio"] = record["raw_bytes"] / compressed
+            record["bpp"] = 8.0 * compressed / record["voxels"]
+            if not options.decode:
+                record["disk_ratio"] = record["bytes_in"] / compressed
+    except Exception as e:  # one item's failure never stops the batch
+        record["status"], record["error"] = "failed", _describe(e)
+    record["seconds"] = round(time.perf_counter() - t0, 3)
+    record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return {k: _finite(v) for k, v in record.items()}
