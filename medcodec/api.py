@@ -203,7 +203,6 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
     import jax.numpy as jnp
 
     from . import checkpoint
-    from .model import codec
 
     with container.Reader(path) as reader:
         h = reader.header

@@ -28,7 +28,7 @@ def test_real_ct_quality_rises_with_every_iteration(tmp_path, ct_small_path):
     image = sitk.ReadImage(str(ct_small_path))
     ref = sitk.GetArrayFromImage(image)
     stats = medcodec.write(image, tmp_path / "ct.mlc", iterations=8)
-    psnrs, sizes = [], []
+    psnrs = []
     for k in range(1, 9):
         dec, _ = medcodec.decompress(tmp_path / "ct.mlc", iterations=k)
         psnrs.append(prep.psnr(ref, dec))
