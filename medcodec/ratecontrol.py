@@ -60,6 +60,10 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     if len(given) != 1:
         raise InputError("give exactly one of bpp, ratio, psnr")
     name, value = given[0]
+    if kwargs.get("max_error") is not None or kwargs.get("iterations") is not None:
+        raise InputError(f"a {name} target chooses the iterations and the error bound itself; "
+                         "do not combine it with iterations or max_error")
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("max_error", "iterations")}
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number, got {value!r}")
     array = prep.check_array(array)
