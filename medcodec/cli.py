@@ -83,9 +83,9 @@ def cmd_encode(args) -> int:
 
         stats = compress_to(array, args.output, **target, **common)
     else:
-        from .ratecontrol import RESIDUAL_BASE_ITERATIONS
+        from .ratecontrol import default_iterations
 
-        iterations = args.iterations or (8 if max_error is None else RESIDUAL_BASE_ITERATIONS)
+        iterations = args.iterations or default_iterations(max_error)
         update, close = _progress(_slices_of(array), args.quiet, "encode")
         try:
             stats = api.compress(array, args.output, iterations=iterations, max_error=max_error,
@@ -145,10 +145,10 @@ def cmd_info(args) -> int:
 
 def cmd_convert(args) -> int:
     from . import convert
-    from .ratecontrol import RESIDUAL_BASE_ITERATIONS
+    from .ratecontrol import default_iterations
 
     bound = 0 if args.lossless else args.bound
-    iterations = args.iterations or (8 if bound is None else RESIDUAL_BASE_ITERATIONS)
+    iterations = args.iterations or default_iterations(bound)
     options = convert.ConvertOptions(
         iterations=iterations, model=args.model, min_psnr=args.min_psnr, max_error=args.max_error, bound=bound,
         overwrite=args.force, decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)

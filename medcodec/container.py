@@ -538,6 +538,23 @@ class Reader:
             raise TruncatedFileError(f"{self.path.name}: END chunk missing; the file is truncated "
                                      "or has bytes after its end")
 
+def prefix_sizes(path) -> list[int]:
+    """Size in bytes of the file :func:`truncate` writes for k = 1..iterations, from the
+    index alone (no rewriting): the layout is fixed, so size(k) = preamble + HEAD + META +
+    INDX(k entries per slice) + the first k CODE chunks of every slice + END; with all
+    iterations kept (and any residual layer with them) it is the file's own size."""
+    with Reader(path) as r:
+        h = r.header
+        overhead = _CHUNK.size + _CRC.size
+        index_full = overhead + 4 + _INDEX_ENTRY.size * h.slices * h.iterations
+        ridx = 0 if r.max_error is None else overhead + _RIDX_PREFIX.size + _INDEX_ENTRY.size * h.slices
+        head_meta = r._data_start - _PREAMBLE_SIZE - index_full - ridx
+        chunk_bytes = (r._index["len"].astype(np.int64) + overhead).sum(axis=0).cumsum()
+    sizes = [int(_PREAMBLE_SIZE + head_meta + overhead + 4 + _INDEX_ENTRY.size * h.slices * k
+                 + chunk_bytes[k - 1] + len(_END_CHUNK)) for k in range(1, h.iterations)]
+    return sizes + [r.file_size]
+
+
 def read_header(path) -> Header:
     """Header and metadata of a ``.mlc`` file, without touching the codes."""
     with Reader(path) as r:

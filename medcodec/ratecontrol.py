@@ -29,6 +29,12 @@ from .errors import InputError
 # neighbours, so a coarse base costs least in all (measured on the development CT, lossless:
 # 5.98 / 6.19 / 6.58 bpp over 2 / 4 / 8 iterations).
 RESIDUAL_BASE_ITERATIONS = 2
+DEFAULT_ITERATIONS = 8
+
+
+def default_iterations(max_error: int | None) -> int:
+    """Learned iterations when the caller names none: 8, or 2 under a residual layer."""
+    return DEFAULT_ITERATIONS if max_error is None else RESIDUAL_BASE_ITERATIONS
 
 
 def _stats_of(path: Path, array: np.ndarray, full: api.EncodeStats, k: int) -> api.EncodeStats:
@@ -39,10 +45,6 @@ def _stats_of(path: Path, array: np.ndarray, full: api.EncodeStats, k: int) -> a
         ratio=array.nbytes / nbytes, iterations=k, psnr=prep.psnr(array, decoded),
         max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=full.psnr_per_iteration[:k],
         model_id=full.model_id)
-
-
-def _size_after_truncation(src: Path, k: int, scratch: Path) -> int:
-    return container.truncate(src, scratch, k, overwrite=True)
 
 
 def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None = None,
@@ -71,7 +73,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
         bpp = 8.0 * array.dtype.itemsize / value
     path = check_output(path, overwrite)
     max_it = checkpoint.load(kwargs.get("model_id")).config.max_iterations
-    full_path, scratch = temporary_sibling(path), temporary_sibling(path)
+    full_path = temporary_sibling(path)
     try:
         full = api.compress(array, full_path, iterations=max_it, overwrite=True, **kwargs)
         if psnr is not None:
@@ -81,18 +83,18 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
             k = reached[0]
         else:
             budget = bpp * array.size / 8.0
-            fits = [k for k in range(1, max_it + 1) if _size_after_truncation(full_path, k, scratch) <= budget]
+            sizes = container.prefix_sizes(full_path)
+            fits = [k for k, size in enumerate(sizes, 1) if size <= budget]
             if not fits:
-                one = 8.0 * _size_after_truncation(full_path, 1, scratch) / array.size
+                one = 8.0 * sizes[0] / array.size
                 raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
                                  f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
             k = fits[-1]
         container.truncate(full_path, path, k, overwrite=overwrite)
         return _stats_of(Path(path), array, full, k)
     finally:
-        for p in (full_path, scratch):
-            if os.path.exists(p):
-                os.unlink(p)
+        if os.path.exists(full_path):
+            os.unlink(full_path)
 
 
 def _with_residual(array, path, target_db: float, full: api.EncodeStats, overwrite: bool,

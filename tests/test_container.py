@@ -284,3 +284,15 @@ def test_batched_entropy_coding_matches_slice_by_slice():
     assert {container.CODING_ZLIB, entropy.CODING_CONTEXT} <= {coding for chunks in batch for coding, _ in chunks}
     np.testing.assert_array_equal(entropy.decode_slices(batch, (7, 6, 8)), codes)
     np.testing.assert_array_equal(entropy.decode_slices([c[:2] for c in batch], (7, 6, 8)), codes[:, :2])
+
+
+def test_prefix_sizes_match_real_truncations(tmp_path):
+    """Rate control reads prefix sizes from the index; they equal the truncated files."""
+    p = tmp_path / "a.mlc"
+    h = make_header(iterations=4, gh=6, gw=5)
+    arrays = np.where(np.random.default_rng(1).random((2, 4, 6, 5, 4)) < 0.3, 1, -1).astype(np.int8)
+    container.write(p, h, [entropy.encode_slice(arrays[s]) for s in range(2)],
+                    residual=container.ResidualLayer(3, [(1, 2, b"abcd"), (3, 4, b"efghijkl")]))
+    sizes = container.prefix_sizes(p)
+    assert sizes[-1] == p.stat().st_size  # all iterations: the residual layer stays
+    assert sizes == [container.truncate(p, tmp_path / f"t{k}.mlc", k) for k in range(1, 5)]
