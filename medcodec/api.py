@@ -44,12 +44,23 @@ class EncodeStats:
     psnr_per_iteration: list[float]
     model_id: str
     error_bound: int | None = None  # E of the residual layer (0 = lossless), None without one
+    tiles: dict | None = None  # adaptive tiles: tile size, iteration counts, worst-tile PSNR
+    # squared error per code cell after 0..T iterations (T+1, slices, grid h, grid w), in
+    # normalised units (window span = 1): what rate control plans adaptive tiles from
+    cell_sse: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        """JSON-ready statistics (without the per-cell errors)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cell_sse"}
 
     def summary(self) -> str:
         bound = "" if self.error_bound is None else (
             ", lossless" if self.error_bound == 0 else f", bound {self.error_bound}")
+        tiles = "" if not self.tiles else (
+            f"; {self.tiles['tile_pixels']}px tiles, {self.tiles['min_iterations']}-{self.tiles['max_iterations']} "
+            f"iterations (mean {self.tiles['mean_iterations']:.1f}), worst tile {self.tiles['worst_tile_psnr']:.2f} dB")
         return (f"{self.path}: {self.bytes} bytes, {self.bpp:.3f} bpp, ratio {self.ratio:.1f}:1, "
-                f"PSNR {self.psnr:.2f} dB, max error {self.max_error:g} ({self.iterations} iterations{bound})")
+                f"PSNR {self.psnr:.2f} dB, max error {self.max_error:g} ({self.iterations} iterations{bound}){tiles}")
 
 
 def _slices(array: np.ndarray) -> np.ndarray:
@@ -77,15 +88,57 @@ def _layout(cfg, height: int, width: int, n_slices: int):
 
 
 def _base_batch(params, cfg, codes: np.ndarray, mask, height: int, width: int, window,
-                dtype: str) -> np.ndarray:
+                dtype: str, iteration_map=None) -> np.ndarray:
     """The decoder's reconstruction of a batch of code arrays (k, batch, hc/F, wc/F, bits),
     cropped and in the pixel type: exactly what decoding a file gives on this machine."""
     import jax.numpy as jnp
 
     from .model import codec
 
-    rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask)
+    imap = None if iteration_map is None else jnp.asarray(iteration_map)
+    rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask, iteration_map=imap)
     return prep.denormalise(np.asarray(rec)[:, :height, :width, 0], window, dtype)
+
+
+def _iteration_map(tiles: container.TileMap, slice_ids, batch: int, gh: int, gw: int,
+                   coded_grid: tuple[int, int]) -> np.ndarray:
+    """Per code cell counts of some slices as the network's (batch, hc/F, wc/F, 1) int32
+    map; bucket padding and unused batch rows get 0."""
+    out = np.zeros((batch,) + coded_grid + (1,), np.int32)
+    out[: len(slice_ids), :gh, :gw, 0] = tiles.cell_counts(gh, gw)[list(slice_ids)] if len(slice_ids) else 0
+    return out
+
+
+def _check_tiles(tiles: container.TileMap | None, n: int, gh: int, gw: int, what: str) -> None:
+    if tiles is None:
+        return
+    want = (n, -(-gh // tiles.cells), -(-gw // tiles.cells))
+    if tiles.cells < 1 or tuple(tiles.counts.shape) != want:
+        raise InputError(f"{what}: tile counts of shape {tuple(tiles.counts.shape)} with {tiles.cells}-cell "
+                         f"tiles do not fit {n} slices of {gh}x{gw} code cells (want {want})")
+
+
+def tile_summary(cell_sse: np.ndarray, tiles: container.TileMap | None, cells: int, factor: int,
+                 valid_pixels: np.ndarray) -> dict:
+    """Tile size, iteration counts and the worst tile's PSNR (peak = window span) from the
+    final squared error per code cell (S, gh, gw) and the real pixels per cell."""
+    s, gh, gw = cell_sse.shape
+    ty, tx = -(-gh // cells), -(-gw // cells)
+
+    def per_tile(a):
+        padded = np.zeros((s, ty * cells, tx * cells))
+        padded[:, :gh, :gw] = a
+        return padded.reshape(s, ty, cells, tx, cells).sum(axis=(2, 4))
+
+    sse, pixels = per_tile(cell_sse), per_tile(np.broadcast_to(valid_pixels, cell_sse.shape))
+    with np.errstate(divide="ignore"):
+        psnr = np.where(sse > 0, 10 * np.log10(pixels / np.maximum(sse, 1e-30)), np.inf)
+    counts = tiles.counts if tiles is not None else None
+    return {"tile_pixels": cells * factor, "tiles": int(sse.size),
+            "min_iterations": int(counts.min()) if counts is not None else None,
+            "max_iterations": int(counts.max()) if counts is not None else None,
+            "mean_iterations": float(counts.mean()) if counts is not None else None,
+            "worst_tile_psnr": float(psnr[pixels > 0].min())}
 
 
 def _check_max_error(max_error, array: np.ndarray) -> int | None:
@@ -102,13 +155,16 @@ def _check_max_error(max_error, array: np.ndarray) -> int | None:
 def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
              geometry: Geometry | None = None, metadata: dict[str, str] | None = None,
              model_id: str | None = None, overwrite: bool = False,
-             progress: Progress | None = None, max_error: int | None = None) -> EncodeStats:
+             progress: Progress | None = None, max_error: int | None = None,
+             tiles: container.TileMap | None = None) -> EncodeStats:
     """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
 
     ``iterations`` (1..model max) sets rate and quality of the learned layers: each adds
     up to ``bits / factor^2`` bits per pixel (less after entropy coding). ``max_error`` E
     (integer images) adds the residual layer: every decoded voxel is within E of the
-    original (0 = lossless), verified here by decoding. Returns measured :class:`EncodeStats`.
+    original (0 = lossless), verified here by decoding. ``tiles`` gives each tile its own
+    iteration count (adaptive tiles, chosen by :mod:`medcodec.tiles`); counts above
+    ``iterations`` are capped by it. Returns measured :class:`EncodeStats`.
     """
     import jax.numpy as jnp
 
@@ -141,6 +197,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         container.validate_header(header)
     except ContainerError as e:
         raise InputError(str(e).replace("HEAD chunk is inconsistent", "cannot encode this image")) from e
+    _check_tiles(tiles, n, gh, gw, "compress")
     mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
     pixel_mask = np.zeros((batch, hc, wc, 1), np.float32)
     pixel_mask[:, :height, :width] = 1.0
@@ -148,23 +205,30 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     recon = np.empty_like(slices)
     packed: list[list[tuple[int, bytes]]] = []
     resid: list[tuple[int, int, bytes]] = []
-    sse = np.zeros(iterations)
+    cell_sse = np.zeros((iterations + 1, n, gh, gw), np.float32)
+    f = cfg.factor
     for start, stop in _batches(n, batch):
         x = prep.pad_slices(prep.normalise(slices[start:stop], window), hc, wc)
         x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
+        imap = None if tiles is None else _iteration_map(tiles, range(start, stop), batch, gh, gw, (hc // f, wc // f))
         codes, err, rec = codec.encode(params, jnp.asarray(x[..., None]), config=cfg, iterations=iterations,
-                                       code_mask=mask, pixel_mask=jnp.asarray(pixel_mask))
+                                       code_mask=mask, pixel_mask=jnp.asarray(pixel_mask),
+                                       iteration_map=None if imap is None else jnp.asarray(imap))
         codes = np.array(codes)  # writable copy
         # what a decoder puts where nothing is stored: unused batch rows, bucket padding
         codes[:, stop - start :] = 0
         codes[:, :, gh:] = 0
         codes[:, :, :, gw:] = 0
-        sse += np.asarray(err)[:, : stop - start].sum(axis=1)
+        m = stop - start
+        sq0 = np.square(x[:m]) * pixel_mask[:m, ..., 0]  # error of reconstruction 0 (all zeros)
+        cell_sse[0, start:stop] = sq0.reshape(m, hc // f, f, wc // f, f).sum(axis=(2, 4))[:, :gh, :gw]
+        cell_sse[1:, start:stop] = np.asarray(err)[:, :m, :gh, :gw]
         recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
                                              window, array.dtype.name)
-        packed.extend(entropy.encode_slices(codes[:, : stop - start, :gh, :gw].swapaxes(0, 1)))
+        packed.extend(entropy.encode_slices(codes[:, : stop - start, :gh, :gw].swapaxes(0, 1),
+                                            None if imap is None else imap[:m, :gh, :gw, 0]))
         if max_error is not None:
-            base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name)
+            base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name, imap)
             for s in range(stop - start):
                 resid.append(_residual_slice(slices[start + s], base[s], max_error))
                 # verified by decoding the stream, as a reader will
@@ -176,14 +240,23 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         raise MedcodecError(f"internal error: the residual layer missed the bound {max_error}; "
                             "no file was written, please report this")
     layer = None if max_error is None else container.ResidualLayer(max_error, resid)
-    nbytes = container.write(path, header, packed, overwrite=overwrite, residual=layer)
-    mse_norm = sse / array.size
+    nbytes = container.write(path, header, packed, overwrite=overwrite, residual=layer, tiles=tiles)
+    mse_norm = cell_sse[1:].sum(axis=(1, 2, 3), dtype=np.float64) / array.size
     per_iter = [10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse_norm]
+    valid = _valid_pixels(height, width, f, gh, gw)
     return EncodeStats(
         path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
         ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
         max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=per_iter,
-        model_id=model.model_id, error_bound=max_error)
+        model_id=model.model_id, error_bound=max_error, cell_sse=cell_sse,
+        tiles=None if tiles is None else tile_summary(cell_sse[-1], tiles, tiles.cells, f, valid))
+
+
+def _valid_pixels(height: int, width: int, factor: int, gh: int, gw: int) -> np.ndarray:
+    """Real (not padding) pixels in each code cell, (gh, gw)."""
+    rows = np.minimum(factor, height - factor * np.arange(gh))
+    cols = np.minimum(factor, width - factor * np.arange(gw))
+    return np.outer(rows, cols).astype(np.float64)
 
 
 def _residual_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[int, int, bytes]:
@@ -222,12 +295,21 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             raise InputError(f"{path}: coded size {hc}x{wc} does not fit the model")
         mask = jnp.asarray(_code_mask(cfg, gh, gw, hc, wc))
         params = model.device_params
+        tiles = reader.tiles
+        try:
+            _check_tiles(tiles, h.slices, gh, gw, str(path))
+        except InputError as e:
+            raise ModelMismatchError(str(e)) from e
+        f = cfg.factor
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
         for start, stop in _batches(len(wanted), batch):
-            codes = np.zeros((k, batch, hc // cfg.factor, wc // cfg.factor, cfg.bits), np.int8)
-            chunks = [[reader.read_codes(wanted[i], t) for t in range(k)] for i in range(start, stop)]
-            codes[:, : stop - start, :gh, :gw] = entropy.decode_slices(chunks, (gh, gw, cfg.bits)).swapaxes(0, 1)
-            base = _base_batch(params, cfg, codes, mask, h.height, h.width, h.window, h.pixel_type)
+            codes = np.zeros((k, batch, hc // f, wc // f, cfg.bits), np.int8)
+            ids = wanted[start:stop]
+            imap = None if tiles is None else _iteration_map(tiles, ids, batch, gh, gw, (hc // f, wc // f))
+            chunks = [[reader.read_codes(i, t) for t in range(k)] for i in ids]
+            codes[:, : stop - start, :gh, :gw] = entropy.decode_slices(
+                chunks, (gh, gw, cfg.bits), None if imap is None else imap[: stop - start, :gh, :gw, 0]).swapaxes(0, 1)
+            base = _base_batch(params, cfg, codes, mask, h.height, h.width, h.window, h.pixel_type, imap)
             out[start:stop] = base[: stop - start]
             if reader.max_error is not None and k == h.iterations:
                 for i in range(start, stop):

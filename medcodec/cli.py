@@ -78,10 +78,12 @@ def cmd_encode(args) -> int:
     max_error = 0 if args.lossless else args.max_error
     if target and args.iterations:
         raise InputError("--iterations cannot be combined with --bpp/--ratio/--psnr, which choose it")
+    if args.uniform and not target:
+        raise InputError("--uniform applies to --bpp/--ratio/--psnr (--iterations is uniform already)")
     if target:
         from .ratecontrol import compress_to
 
-        stats = compress_to(array, args.output, **target, **common)
+        stats = compress_to(array, args.output, adaptive=not args.uniform, **target, **common)
     else:
         from .ratecontrol import default_iterations
 
@@ -93,7 +95,7 @@ def cmd_encode(args) -> int:
         finally:
             close()
     if args.json:
-        print(json.dumps(stats.__dict__))
+        print(json.dumps(stats.as_dict()))
     else:
         print(stats.summary())
     return 0
@@ -218,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--iterations", "-k", type=_positive_int,
                       help="learned iterations: more = more bits, higher quality (default 8; "
                            "2 under --max-error/--lossless)")
-    only.add_argument("--bpp", type=_positive_float, help="largest rate <= B bits per voxel (file bytes)")
+    only.add_argument("--bpp", type=_positive_float,
+                      help="best quality at a rate <= B bits per voxel (file bytes), within 5%% below B")
     only.add_argument("--ratio", type=_positive_float, help="compression ratio >= R (e.g. 10 for 10:1)")
     only.add_argument("--psnr", type=_positive_float, metavar="DB",
                       help="PSNR >= DB (peak = image max - min); beyond the network's reach the "
@@ -226,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--max-error", type=_non_negative_int, metavar="E",
                       help="near-lossless: every voxel within E of the original (integer images)")
     only.add_argument("--lossless", action="store_true", help="bit-exact (same as --max-error 0)")
+    rate.add_argument("--uniform", action="store_true",
+                      help="with --bpp/--ratio/--psnr: one iteration count for the whole image instead "
+                           "of per-32x32-tile counts chosen by rate-distortion (adaptive tiles, default)")
     e.add_argument("--model", help="model id (default: the shipped checkpoint)")
     e.add_argument("--series", help="DICOM SeriesInstanceUID when the folder holds several")
     e.add_argument("--force", "-f", action="store_true", help="replace an existing output file")

@@ -1,4 +1,4 @@
-"""The ``.mlc`` container, format version 1.1 (the one place that defines it).
+"""The ``.mlc`` container, format version 1.2 (the one place that defines it).
 
 Layout (all integers little-endian)::
 
@@ -38,7 +38,9 @@ the same, zlib-deflated; coding 2 (since 1.1) = context-model range coding, defi
 iterations are decoded in order). A reader decodes the first k iterations of any slice by
 reading only those chunks (progressive decoding).
 
-Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2. A 1.1 reader reads 1.0 files
+Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2 and the residual layer; 1.2
+adds the TILE chunk (a 1.1 reader refuses tiled files as needing an unknown required chunk).
+A writer stamps the lowest version whose chunks it uses: files without tiles say 1.1. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
 ``RIDX`` (required, since 1.1, only in files with a residual layer; between META and INDX)
@@ -48,6 +50,15 @@ the base reconstruction (the decoder's output after all stored iterations, in th
 type, C order), u32 CRC32 of the final slice, then the residual stream of
 :mod:`medcodec.residual`: the final slice is within E of the original everywhere. A reader
 that decodes fewer iterations than stored ignores the residual layer.
+
+``TILE`` (required, since 1.2, only in files with adaptive tiles; right after META) u16
+cells (tile side in code cells; a code cell is FxF pixels of the model), u32 slices, u16
+tiles_y, u16 tiles_x, then zlib-deflated u8 counts (slices, tiles_y, tiles_x), row-major: the
+iterations coded for each tile. A tile of count c has codes in iterations 0..c-1 only; each
+CODE chunk of iteration t holds only the cells of tiles with count > t (see
+:mod:`medcodec.entropy`), and the decoder stops adding to those pixels after c iterations
+(:mod:`medcodec.model.codec`). Counts may exceed the stored iterations (a truncated file
+keeps its TILE chunk unchanged); the effective count is min(count, iterations).
 
 ``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
@@ -71,11 +82,11 @@ import numpy as np
 from .errors import ContainerError, TruncatedFileError, UnsupportedVersionError, WriteError
 
 MAGIC = b"\x89MLC\r\n\x1a\n"
-VERSION = (1, 1)
+VERSION = (1, 2)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}
-KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD"}
+KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD", b"TILE"}
 CODING_RAW, CODING_ZLIB = 0, 1
 
 _CHUNK = struct.Struct("<4sQ")
@@ -85,6 +96,43 @@ _INDEX_ENTRY = struct.Struct("<QI")
 _CODE_PREFIX = struct.Struct("<IHB")
 _RIDX_PREFIX = struct.Struct("<HI")
 _RESD_PREFIX = struct.Struct("<IBII")
+_TILE_PREFIX = struct.Struct("<HIHH")
+
+
+@dataclasses.dataclass
+class TileMap:
+    """Adaptive tiles: ``counts`` uint8 (slices, tiles_y, tiles_x) iterations per tile of
+    ``cells`` x ``cells`` code cells."""
+
+    cells: int
+    counts: np.ndarray
+
+    def cell_counts(self, grid_h: int, grid_w: int) -> np.ndarray:
+        """Per code cell counts (slices, grid_h, grid_w), int32."""
+        c = np.repeat(np.repeat(self.counts.astype(np.int32), self.cells, axis=1), self.cells, axis=2)
+        return c[:, :grid_h, :grid_w]
+
+    def encode(self) -> bytes:
+        s, ty, tx = self.counts.shape
+        return _TILE_PREFIX.pack(self.cells, s, ty, tx) + zlib.compress(
+            np.ascontiguousarray(self.counts, np.uint8).tobytes(), 9)
+
+    @staticmethod
+    def decode(payload: bytes, header: "Header") -> "TileMap":
+        if len(payload) < _TILE_PREFIX.size:
+            raise ContainerError("TILE chunk too short")
+        cells, s, ty, tx = _TILE_PREFIX.unpack_from(payload)
+        if cells < 1 or s != header.slices or not (1 <= ty <= header.coded_height and 1 <= tx <= header.coded_width):
+            raise ContainerError("TILE chunk does not match the header")
+        n = s * ty * tx
+        inflater = zlib.decompressobj()
+        try:
+            raw = inflater.decompress(payload[_TILE_PREFIX.size :], n + 1)
+        except zlib.error as e:
+            raise ContainerError("TILE chunk does not inflate") from e
+        if len(raw) != n or not inflater.eof or inflater.unused_data:
+            raise ContainerError("TILE chunk holds the wrong number of tile counts")
+        return TileMap(cells, np.frombuffer(raw, np.uint8).reshape(s, ty, tx))
 
 
 @dataclasses.dataclass
@@ -295,6 +343,24 @@ def unpack_codes(coding: int, data: bytes, shape: tuple[int, int, int]) -> np.nd
     return (bits.astype(np.int8) * 2 - 1).reshape(shape)
 
 
+def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Rename a complete file ``tmp`` (same folder) onto ``path``; without ``overwrite`` an
+    existing ``path`` is never replaced (WriteError) and ``tmp`` is removed either way."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    # link() fails if path appeared meanwhile: never clobber a file we did not own
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise WriteError(f"{path} exists; use --force (overwrite=True) to replace it")
+    except OSError:
+        os.replace(tmp, path)  # filesystems without hard links
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: bool = False) -> None:
     """Write ``parts`` to a temporary file beside ``path``, fsync, then rename onto it.
 
@@ -315,19 +381,7 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
                 f.write(p)
             f.flush()
             os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # link() fails if path appeared meanwhile: never clobber a file we did not own
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise WriteError(f"{path} exists; use --force (overwrite=True) to replace it")
-            except OSError:
-                os.replace(tmp, path)  # filesystems without hard links
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+        move_into_place(tmp, path, overwrite)
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -337,16 +391,21 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
 
 
 def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite: bool = False,
-          residual: ResidualLayer | None = None) -> int:
+          residual: ResidualLayer | None = None, tiles: TileMap | None = None) -> int:
     """Write a file. ``codes[s][t]`` = (coding, data) of slice s, iteration t; ``residual``
-    adds the bounded-error layer. Returns the file size in bytes."""
+    adds the bounded-error layer, ``tiles`` the adaptive tile counts. Returns the file size
+    in bytes."""
     validate_header(header)
+    if tiles is not None and (tiles.counts.shape[0] != header.slices or tiles.counts.max(initial=0) > 255):
+        raise ContainerError("tile counts do not match the header")
     if len(codes) != header.slices or any(len(c) != header.iterations for c in codes):
         raise ContainerError("codes do not match the header's slice and iteration counts")
     if residual is not None and (len(residual.slices) != header.slices or not 0 <= residual.max_error < 1 << 16):
         raise ContainerError("residual layer does not match the header")
     head = _chunk(b"HEAD", _encode_header(header))
     meta = _chunk(b"META", _encode_meta(header.metadata))
+    if tiles is not None:
+        meta += _chunk(b"TILE", tiles.encode())
     n_entries = header.slices * header.iterations
     index_len = _CHUNK.size + 4 + _INDEX_ENTRY.size * n_entries + _CRC.size
     ridx_len = 0 if residual is None else _CHUNK.size + _RIDX_PREFIX.size + _INDEX_ENTRY.size * header.slices + _CRC.size
@@ -368,7 +427,9 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
             bodies.append(body)
             offset += len(body)
         ridx = [_chunk(b"RIDX", _RIDX_PREFIX.pack(residual.max_error, header.slices) + b"".join(r_entries))]
-    parts = [_preamble(*VERSION), head, meta, *ridx, index, *bodies, _END_CHUNK]
+    # the lowest version that has every chunk used, so older readers open what they can
+    version = VERSION if tiles is not None else (1, 1)
+    parts = [_preamble(*version), head, meta, *ridx, index, *bodies, _END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
 
@@ -438,7 +499,7 @@ class Reader:
                 f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
                 f"version {VERSION[0]}.x: upgrade medcodec")
         self.version = (major, minor)
-        header = meta = index = ridx = None
+        header = meta = index = ridx = tile = None
         while index is None:
             ctype, payload = self._read_chunk()
             if ctype == b"HEAD":
@@ -449,6 +510,8 @@ class Reader:
                 index = payload
             elif ctype == b"RIDX":
                 ridx = payload
+            elif ctype == b"TILE":
+                tile = payload
             elif ctype[:1].isupper() or ctype in KNOWN_REQUIRED:
                 raise UnsupportedVersionError(
                     f"{self.path.name} needs chunk {ctype!r} that this medcodec does not know; "
@@ -462,6 +525,7 @@ class Reader:
         self._data_start = self._f.tell()
         self._parse_index(index)
         self._parse_residual_index(ridx)
+        self.tiles = None if tile is None else TileMap.decode(tile, header)
 
     def _parse_index(self, payload: bytes) -> None:
         h = self.header
@@ -555,6 +619,13 @@ def prefix_sizes(path) -> list[int]:
     return sizes + [r.file_size]
 
 
+def payload_sizes(path) -> np.ndarray:
+    """Bytes of coded bits per (slice, iteration), (slices, iterations) int64: each CODE
+    chunk's payload without its slice/iteration/coding prefix."""
+    with Reader(path) as r:
+        return r._index["len"].astype(np.int64) - _CODE_PREFIX.size
+
+
 def read_header(path) -> Header:
     """Header and metadata of a ``.mlc`` file, without touching the codes."""
     with Reader(path) as r:
@@ -576,5 +647,6 @@ def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
         residual = None
         if r.max_error is not None and iterations == h.iterations:
             residual = ResidualLayer(r.max_error, [r.read_residual(s) for s in range(h.slices)])
+        tiles = r.tiles
     h = dataclasses.replace(h, iterations=iterations)
-    return write(dst, h, codes, overwrite=overwrite, residual=residual)
+    return write(dst, h, codes, overwrite=overwrite, residual=residual, tiles=tiles)

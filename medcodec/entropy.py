@@ -18,6 +18,10 @@ fixed-point probabilities. Everything the probabilities depend on is integer ari
 encoder and decoder agree bit for bit on any machine (a float context network may differ by
 an ulp between CPU and GPU and break the stream).
 
+Adaptive tiles (``.mlc`` 1.2): given per-cell iteration counts (S, h, w), iteration t codes
+only the cells whose count is > t, in the same order; absent bits read as -1 in every
+context, on both sides. The packed fallback then holds only those cells' bits.
+
 Each iteration of a slice is one chunk, so progressive decoding keeps working: a reader
 decodes iterations 0..k-1 of a slice in order and the counts carry across them. Per chunk,
 the writer keeps whichever is smaller, the context-coded stream (coding 2) or the packed /
@@ -64,9 +68,13 @@ class AdaptiveBits:
         q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
         return np.clip(q, _PROB_MIN, (1 << PROB_BITS) - _PROB_MIN).astype(np.float64) / (1 << PROB_BITS)
 
-    def update(self, ctx: np.ndarray, ones: np.ndarray) -> None:
+    def update(self, ctx: np.ndarray, ones: np.ndarray, where: np.ndarray | None = None) -> None:
+        """Count the bits ``ones`` seen in contexts ``ctx`` (both (streams, m)); only where
+        ``where`` is True if given."""
         flat = (self._rows * self.n + ctx).ravel()
         ones = ones.ravel()
+        if where is not None:
+            flat, ones = flat[where.ravel()], ones[where.ravel()]
         size = self.counts.shape[0] * self.n
         self.counts[..., 1] += np.bincount(flat[ones], minlength=size).reshape(-1, self.n)
         self.counts[..., 0] += np.bincount(flat[~ones], minlength=size).reshape(-1, self.n)
@@ -88,11 +96,14 @@ class SliceModel(AdaptiveBits):
     def __init__(self, slices: int = 1):
         super().__init__(_N_CONTEXTS, slices)
 
-    def walk(self, prev: np.ndarray | None, cur: np.ndarray, code_pass) -> None:
+    def walk(self, prev: np.ndarray | None, cur: np.ndarray, code_pass,
+             active: np.ndarray | None = None) -> None:
         """Visit iteration t in coding order. prev: bool (S, h, w, bits) of iteration t-1 or
         None; cur: bool (S, h, w, bits), filled pass by pass with what
-        ``code_pass(ctx, sel, c)`` returns: the (S, m) bits of channel c at positions ``sel``
-        (a pair of slices over h and w), given their (S, m) contexts."""
+        ``code_pass(ctx, sel, c, act)`` returns: the (S, m) bits of channel c at positions
+        ``sel`` (a pair of slices over h and w), given their (S, m) contexts; ``act`` (S, m)
+        bool marks the positions coded (None: all); the others must come back False.
+        ``active`` (S, h, w) bool: the cells coded in this iteration (None: all)."""
         n, h, w, bits = cur.shape
         zeros = np.zeros((n, h, w), np.int64)
         if prev is not None:  # once per iteration for all channels
@@ -117,14 +128,25 @@ class SliceModel(AdaptiveBits):
                 ctx = (base[at] + spatial).reshape(n, -1)
                 if ctx.shape[1] == 0:
                     continue
-                ones = np.asarray(code_pass(ctx, sel, c), bool).reshape(n, -1)
+                act = None if active is None else active[at].reshape(n, -1)
+                ones = np.asarray(code_pass(ctx, sel, c, act), bool).reshape(n, -1)
                 cur[at + (c,)] = ones.reshape(cur[at + (c,)].shape)
-                self.update(ctx, ones)
+                self.update(ctx, ones, act)
 
 
-def encode_slices(codes: np.ndarray) -> list[list[tuple[int, bytes]]]:
+def _active(counts: np.ndarray | None, t: int) -> np.ndarray | None:
+    return None if counts is None else np.asarray(counts) > t
+
+
+def _chosen(rows: np.ndarray, act: np.ndarray | None, i: int) -> np.ndarray:
+    return rows[i] if act is None else rows[i][act[i]]
+
+
+def encode_slices(codes: np.ndarray, counts: np.ndarray | None = None) -> list[list[tuple[int, bytes]]]:
     """Codes (S, T, h, w, bits) of S slices (+-1) -> per slice, (coding, payload) per
-    iteration. Each slice is its own stream; batching only shares the numpy work."""
+    iteration. Each slice is its own stream; batching only shares the numpy work.
+    ``counts`` (S, h, w): per-cell iteration counts (adaptive tiles); cells past their count
+    are not coded (their codes must be 0)."""
     import constriction
 
     from .container import pack_codes
@@ -136,19 +158,20 @@ def encode_slices(codes: np.ndarray) -> list[list[tuple[int, bytes]]]:
     prev = None
     for t in range(codes.shape[1]):
         encoders = [constriction.stream.queue.RangeEncoder() for _ in range(n)]
-        truth = codes[:, t]
+        truth, active = codes[:, t], _active(counts, t)
 
-        def code_pass(ctx, sel, c, truth=truth, encoders=encoders):
+        def code_pass(ctx, sel, c, act, truth=truth, encoders=encoders):
             x = truth[(slice(None),) + sel + (c,)].reshape(n, -1)
             p = model.probabilities(ctx)
             for i, enc in enumerate(encoders):
-                enc.encode(x[i].astype(np.int32), family, p[i])
+                enc.encode(_chosen(x, act, i).astype(np.int32), family, _chosen(p, act, i))
             return x
 
-        model.walk(prev, np.zeros_like(truth), code_pass)
+        model.walk(prev, np.zeros_like(truth), code_pass, active)
         for i, enc in enumerate(encoders):
             context_coded = enc.get_compressed().astype("<u4").tobytes()
-            packed = pack_codes(np.where(truth[i], 1, -1).astype(np.int8))
+            kept = truth[i] if active is None else truth[i][active[i]]
+            packed = pack_codes(np.where(kept, 1, -1).astype(np.int8))
             out[i].append((CODING_CONTEXT, context_coded) if len(context_coded) < len(packed[1]) else packed)
         prev = truth
     return out
@@ -159,10 +182,11 @@ def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
     return encode_slices(np.asarray(codes)[None])[0]
 
 
-def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, int]) -> np.ndarray:
+def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, int],
+                  counts: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`encode_slices` for the first k iterations (k = chunks per slice,
-    equal for all): int8 +-1 (S, k, h, w, bits). Raises ContainerError for a stream that
-    does not decode."""
+    equal for all): int8 (S, k, h, w, bits), +-1 where coded, 0 in cells past their
+    ``counts``. Raises ContainerError for a stream that does not decode."""
     import constriction
 
     from .container import unpack_codes
@@ -176,32 +200,41 @@ def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, 
     prev = None
     for t in range(k):
         decoders, known = {}, {}
+        active = _active(counts, t)
         for i in range(n):
             coding, data = chunks[i][t]
             if coding == CODING_CONTEXT:
                 if len(data) % 4:
                     raise ContainerError("entropy-coded CODE chunk is not a whole number of 32-bit words")
                 decoders[i] = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
-            else:
+            elif active is None:
                 known[i] = unpack_codes(coding, data, shape) > 0
+            else:  # only the active cells' bits are stored
+                known[i] = np.zeros(shape, bool)
+                m = int(active[i].sum())
+                known[i][active[i]] = unpack_codes(coding, data, (m, 1, shape[2])).reshape(m, shape[2]) > 0
 
-        def code_pass(ctx, sel, c, decoders=decoders, known=known, t=t):
+        def code_pass(ctx, sel, c, act, decoders=decoders, known=known, t=t):
             p = model.probabilities(ctx)
-            bits = np.empty(ctx.shape, bool)
+            bits = np.zeros(ctx.shape, bool)
             for i in range(n):
                 if i in known:
                     bits[i] = known[i][sel + (c,)].ravel()
                     continue
                 try:
-                    bits[i] = np.asarray(decoders[i].decode(family, p[i])) > 0
+                    got = np.asarray(decoders[i].decode(family, _chosen(p, act, i))) > 0
                 except Exception as e:  # constriction reports invalid data with AssertionError
                     raise ContainerError(f"entropy-coded CODE chunk of iteration {t + 1} does not "
                                          f"decode: {e}") from e
+                if act is None:
+                    bits[i] = got
+                else:
+                    bits[i][act[i]] = got
             return bits
 
         cur = np.zeros((n,) + tuple(shape), bool)
-        model.walk(prev, cur, code_pass)
-        out[:, t] = np.where(cur, 1, -1)
+        model.walk(prev, cur, code_pass, active)
+        out[:, t] = np.where(cur, 1, -1) if active is None else np.where(cur, 1, -1) * active[..., None]
         prev = cur
     return out
 

@@ -1,11 +1,21 @@
 """Rate-control modes: encode to a bit rate, a compression ratio or a quality target.
 
-``compress_to(array, path, bpp=B | ratio=R | psnr=DB)`` encodes once with the model's
-maximum iteration count into a temporary file beside ``path``, then keeps the best prefix:
-a file truncated to k iterations is exactly the file a k-iteration encode writes (see
-:func:`medcodec.container.truncate`), so the choice costs one encode, not a search of
-encodes. Rates are counted from the bytes of the real file; PSNR uses the image's own
-dynamic range (max - min) as peak, as the benchmarks do.
+``compress_to(array, path, bpp=B | ratio=R | psnr=DB)`` first encodes with the model's
+maximum iteration count into a temporary file beside ``path``. That one encode gives two
+candidates:
+
+- uniform: the best prefix of k iterations everywhere (a file truncated to k iterations is
+  exactly what a k-iteration encode writes, :func:`medcodec.container.truncate`), sized
+  from the index without rewriting;
+- adaptive tiles (default, ``adaptive=True``): each 32x32 tile gets its own count, chosen by
+  rate-distortion optimisation (:mod:`medcodec.tiles`) from the measured per-cell errors and
+  code sizes, then encoded, measured, and re-planned with a corrected budget until the file
+  lands within :data:`BPP_TOLERANCE` below the rate target (or meets the PSNR target) -
+  at most :data:`MAX_PASSES` encodes.
+
+The smaller file that meets a PSNR target, or the larger one within a rate budget, is kept.
+Rates are counted from the bytes of the real file; PSNR uses the image's own dynamic range
+(max - min) as peak, as the benchmarks do.
 
 A PSNR beyond what the learned iterations reach is met by the bounded-error residual
 layer over :data:`RESIDUAL_BASE_ITERATIONS` learned iterations. Quantization errors spread
@@ -22,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api, container, prep
+from . import api, container, prep, tiles
 from .errors import InputError
 
 # Base iterations under a residual layer: the residual coder predicts from decoded
@@ -30,6 +40,8 @@ from .errors import InputError
 # 5.98 / 6.19 / 6.58 bpp over 2 / 4 / 8 iterations).
 RESIDUAL_BASE_ITERATIONS = 2
 DEFAULT_ITERATIONS = 8
+BPP_TOLERANCE = 0.05  # a rate target is met within 5 % below it
+MAX_PASSES = 4  # adaptive encodes per target (plan, measure, correct)
 
 
 def default_iterations(max_error: int | None) -> int:
@@ -49,11 +61,13 @@ def _stats_of(path: Path, array: np.ndarray, full: api.EncodeStats, k: int) -> a
 
 def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None = None,
                 ratio: float | None = None, psnr: float | None = None, overwrite: bool = False,
-                **kwargs) -> api.EncodeStats:
+                adaptive: bool = True, **kwargs) -> api.EncodeStats:
     """Encode ``array`` to ``path`` meeting exactly one target (see the module docstring).
 
-    bpp: the largest rate <= B; ratio: original bytes / file bytes >= R; psnr: >= DB.
-    ``kwargs`` go to :func:`medcodec.api.compress` (geometry, metadata, model_id, progress).
+    bpp: the best quality at a rate <= B (within 5 % of B where the model's range allows);
+    ratio: original bytes / file bytes >= R (same, as a rate); psnr: >= DB at the least rate.
+    ``adaptive`` False keeps one iteration count for the whole image. ``kwargs`` go to
+    :func:`medcodec.api.compress` (geometry, metadata, model_id, progress).
     """
     from . import checkpoint
     from .imagefiles import check_output, temporary_sibling
@@ -65,7 +79,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     if kwargs.get("max_error") is not None or kwargs.get("iterations") is not None:
         raise InputError(f"a {name} target chooses the iterations and the error bound itself; "
                          "do not combine it with iterations or max_error")
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("max_error", "iterations")}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("max_error", "iterations", "tiles")}
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number, got {value!r}")
     array = prep.check_array(array)
@@ -73,7 +87,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
         bpp = 8.0 * array.dtype.itemsize / value
     path = check_output(path, overwrite)
     max_it = checkpoint.load(kwargs.get("model_id")).config.max_iterations
-    full_path = temporary_sibling(path)
+    full_path, tiled_path = temporary_sibling(path), temporary_sibling(path)
     try:
         full = api.compress(array, full_path, iterations=max_it, overwrite=True, **kwargs)
         if psnr is not None:
@@ -81,20 +95,66 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
             if not reached:
                 return _with_residual(array, path, psnr, full, overwrite, **kwargs)
             k = reached[0]
+            uniform_bytes = container.prefix_sizes(full_path)[k - 1]
         else:
             budget = bpp * array.size / 8.0
             sizes = container.prefix_sizes(full_path)
             fits = [k for k, size in enumerate(sizes, 1) if size <= budget]
-            if not fits:
+            if not fits and not adaptive:
                 one = 8.0 * sizes[0] / array.size
                 raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
                                  f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
-            k = fits[-1]
+            k = fits[-1] if fits else 0
+            uniform_bytes = sizes[k - 1] if k else None
+        if adaptive:
+            tiled = _adaptive(array, tiled_path, full, full_path, bpp=bpp, psnr=psnr, **kwargs)
+            if tiled is not None and (uniform_bytes is None or (
+                    tiled.bytes < uniform_bytes if psnr is not None else tiled.bytes > uniform_bytes)):
+                container.move_into_place(tiled_path, path, overwrite)
+                tiled.path = str(path)
+                return tiled
+        if not k:
+            raise InputError(f"{name} {value:g} is out of reach: the smallest file this model writes "
+                             f"takes more; ask for a higher rate or a lower ratio")
         container.truncate(full_path, path, k, overwrite=overwrite)
         return _stats_of(Path(path), array, full, k)
     finally:
-        if os.path.exists(full_path):
-            os.unlink(full_path)
+        for p in (full_path, tiled_path):
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, **kwargs) -> api.EncodeStats | None:
+    """Encode with RD-chosen tile counts meeting the target; None if no pass met it."""
+    costs = tiles.costs(full.cell_sse, container.payload_sizes(full_path), full.bytes)
+    if psnr is not None:
+        target = array.size / 10 ** (psnr / 10)  # squared error allowed, normalised units
+        goal = target
+    else:
+        target = bpp * array.size  # bits allowed
+        goal = target * (1 - BPP_TOLERANCE / 2)  # aim inside the tolerance band
+    def encode(plan):
+        return api.compress(array, path, iterations=max(1, int(plan.counts.max())), tiles=plan,
+                            overwrite=True, **kwargs)
+
+    best = None  # (bits, plan) of the largest file within a rate budget
+    for _ in range(MAX_PASSES):
+        plan = tiles.plan_for_distortion(costs, goal) if psnr is not None else tiles.plan_for_bits(costs, goal)
+        stats = encode(plan)
+        if psnr is not None:
+            if stats.psnr >= psnr:
+                return stats
+            goal *= 10 ** ((stats.psnr - psnr) / 10) * 0.97  # shrink the error budget by the miss
+            continue
+        bits = 8.0 * stats.bytes
+        if bits <= target:
+            if bits >= target * (1 - BPP_TOLERANCE):
+                return stats
+            if best is None or bits > best[0]:
+                best = (bits, plan)
+        goal *= target * (1 - BPP_TOLERANCE / 2) / bits
+    # no pass landed in the band: the best plan within the budget (encoded again)
+    return None if best is None else encode(best[1])
 
 
 def _with_residual(array, path, target_db: float, full: api.EncodeStats, overwrite: bool,

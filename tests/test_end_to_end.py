@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 import medcodec
-from medcodec import checkpoint, prep
+from medcodec import api, checkpoint, container, prep, ratecontrol
 from medcodec.cli import main
 from medcodec.samples import sample_path
 
@@ -87,3 +87,28 @@ def test_cli_real_ct_volume(tmp_path, capsys):
     # air pockets with full-range step edges: the hardest image here (measured 21.0 dB at
     # k=4 with the shipped model; random weights give about 10 dB)
     assert prep.psnr(sitk.GetArrayFromImage(ref), sitk.GetArrayFromImage(dec)) > 20.0
+
+
+def test_adaptive_tiles_land_within_5_percent_with_the_shipped_model(tmp_path, ct_small_path):
+    """RD-chosen tile counts (shipped model, real CT): the rate lands within 5 % below the
+    target, between two uniform counts, with more quality than the uniform prefix."""
+    import pydicom
+
+    ct = pydicom.dcmread(str(ct_small_path)).pixel_array.astype(np.int16)
+    vol = np.stack([ct, ct.T, ct[::-1]])
+    api.compress(vol, tmp_path / "v.mlc", iterations=6)
+    sizes = container.prefix_sizes(tmp_path / "v.mlc")
+    target = 8.0 * (sizes[2] + sizes[3]) / 2 / vol.size  # between 3 and 4 iterations everywhere
+    uniform = ratecontrol.compress_to(vol, tmp_path / "u.mlc", bpp=target, adaptive=False)
+    st = ratecontrol.compress_to(vol, tmp_path / "b.mlc", bpp=target)
+    assert st.bpp == 8.0 * (tmp_path / "b.mlc").stat().st_size / vol.size
+    assert target * (1 - ratecontrol.BPP_TOLERANCE) <= st.bpp <= target, st.summary()
+    assert st.tiles["min_iterations"] < st.tiles["max_iterations"] and st.psnr > uniform.psnr
+    decoded, _ = api.decompress(tmp_path / "b.mlc")
+    assert prep.psnr(vol, decoded) == pytest.approx(st.psnr, abs=1e-9)
+    # a PSNR target: met, at less rate than the uniform count that meets it
+    goal = uniform.psnr + 1.0
+    st = ratecontrol.compress_to(vol, tmp_path / "p.mlc", psnr=goal)
+    assert st.psnr >= goal and prep.psnr(vol, api.decompress(tmp_path / "p.mlc")[0]) >= goal
+    flat = ratecontrol.compress_to(vol, tmp_path / "q.mlc", psnr=goal, adaptive=False)
+    assert st.bytes <= flat.bytes

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medcodec import api, prep, ratecontrol
+from medcodec import api, container, prep, ratecontrol
 from medcodec.errors import InputError
 
 
@@ -17,9 +17,10 @@ def ct(ct_small_path):
 def test_bpp_and_ratio_targets_are_met_from_file_bytes(tmp_path, tiny_model_id, ct):
     full = api.compress(ct, tmp_path / "full.mlc", iterations=4)
     target = 8.0 * (tmp_path / "full.mlc").stat().st_size / ct.size * 0.8  # forces fewer iterations
-    st = ratecontrol.compress_to(ct, tmp_path / "b.mlc", bpp=target)
-    assert st.bpp == 8.0 * (tmp_path / "b.mlc").stat().st_size / ct.size
-    assert st.bpp <= target and 1 <= st.iterations < full.iterations
+    st = ratecontrol.compress_to(ct, tmp_path / "u.mlc", bpp=target, adaptive=False)
+    assert st.bpp == 8.0 * (tmp_path / "u.mlc").stat().st_size / ct.size
+    assert st.bpp <= target and 1 <= st.iterations < full.iterations and st.tiles is None
+    uniform = st
     st = ratecontrol.compress_to(ct, tmp_path / "r.mlc", ratio=ct.nbytes / (st.bytes * 1.01))
     assert st.ratio >= ct.nbytes / (st.bytes * 1.01)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left

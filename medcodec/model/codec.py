@@ -10,6 +10,12 @@ prefix k <= K: iteration t depends only on iterations <= t.
 Codes are int8 in {-1, +1} of shape (T, N, H/F, W/F, bits). ``code_mask`` (N, H/F, W/F, 1)
 zeroes code positions that lie in bucket padding outside the coded area, so the encoder's
 internal decoder and the real decoder see exactly the same input there.
+
+Spatially adaptive iterations: ``iteration_map`` (N, H/F, W/F, 1) int32 gives each code cell
+(an FxF pixel block) its own iteration count k. From iteration k+1 on, the cell's codes are
+zero (nothing stored) and the decoder's update is not added to its pixels, so its
+reconstruction stays that of iteration k. Encoder and decoder apply the same map inside the
+scan, so the encoder's internal reconstruction is still exactly the decoder's.
 """
 
 from __future__ import annotations
@@ -51,30 +57,56 @@ def _dtype(compute_dtype: str):
     return COMPUTE_DTYPES[compute_dtype]
 
 
-def _step(params, config, carry, x, code_mask, rng, dtype=jnp.float32):
+def _active(iteration_map, t, factor):
+    """(code-cell mask, pixel mask) of the cells still iterating at step t (0-based)."""
+    cells = (iteration_map > t).astype(jnp.float32)
+    return cells, jnp.repeat(jnp.repeat(cells, factor, axis=1), factor, axis=2)
+
+
+def _decode_step(params, config, dec_state, recon, bits, code_mask, iteration_map, t, dtype):
+    """Decoder half of an iteration, shared by the encoder's closed loop and the decoder."""
+    if code_mask is not None:
+        bits = bits * code_mask
+    if iteration_map is not None:
+        cells, pixels = _active(iteration_map, t, config.factor)
+        bits = bits * cells
+    dec_state, delta = Decoder(config, dtype).apply({"params": params["decoder"]}, dec_state, bits)
+    if iteration_map is not None:
+        delta = delta * pixels
+    return dec_state, recon + delta, bits
+
+
+def _step(params, config, carry, x, code_mask, rng, dtype=jnp.float32, iteration_map=None, t=0):
     """One iteration: encode the residual, binarize, decode, add. Returns carry, bits.
 
     ``dtype`` is the convolutions' compute dtype; states, residuals and the reconstruction
-    stay float32 either way.
+    stay float32 either way. ``t`` is the 0-based iteration (used with ``iteration_map``).
     """
     enc_state, dec_state, recon = carry
     enc_state, pre = Encoder(config, dtype).apply({"params": params["encoder"]}, enc_state, x - recon)
     bits = binarize(pre, rng)
-    if code_mask is not None:
-        bits = bits * code_mask
-    dec_state, delta = Decoder(config, dtype).apply({"params": params["decoder"]}, dec_state, bits)
-    return (enc_state, dec_state, recon + delta), bits
+    dec_state, recon, bits = _decode_step(params, config, dec_state, recon, bits, code_mask,
+                                          iteration_map, t, dtype)
+    return (enc_state, dec_state, recon), bits
+
+
+def _cell_sum(values, factor):
+    """(N, H, W, 1) -> (N, H/F, W/F): sums over each FxF code cell."""
+    n, h, w, _ = values.shape
+    return values.reshape(n, h // factor, factor, w // factor, factor).sum(axis=(2, 4))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "iterations", "compute_dtype"))
 def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
            code_mask: jax.Array | None = None, pixel_mask: jax.Array | None = None,
-           compute_dtype: str = "float32"):
+           iteration_map: jax.Array | None = None, compute_dtype: str = "float32"):
     """Encode x with ``iterations`` iterations (inference: deterministic sign).
 
-    Returns (codes int8 (T, N, h, w, bits), sse float32 (T, N), recon (N, H, W, 1)): sse[t]
-    is the squared error of reconstruction t+1 summed over ``pixel_mask`` (all pixels if
-    None), in normalised units; recon is the final reconstruction, as the decoder makes it.
+    Returns (codes int8 (T, N, h, w, bits), sse float32 (T, N, h, w), recon (N, H, W, 1)):
+    sse[t] is the squared error of reconstruction t+1 per code cell (FxF block), summed over
+    ``pixel_mask`` (all pixels if None), in normalised units; recon is the final
+    reconstruction, as the decoder makes it. Codes of cells past their ``iteration_map``
+    count are 0.
     """
     _check_shape(config, x)
     n, h, w, _ = x.shape
@@ -82,35 +114,36 @@ def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
     weights = jnp.ones_like(x) if pixel_mask is None else pixel_mask
     dtype = _dtype(compute_dtype)
 
-    def body(carry, _):
-        carry, bits = _step(params, config, carry, x, code_mask, None, dtype)
-        sse = jnp.sum(jnp.square(x - carry[2]) * weights, axis=(1, 2, 3))
+    def body(carry, t):
+        carry, bits = _step(params, config, carry, x, code_mask, None, dtype, iteration_map, t)
+        sse = _cell_sum(jnp.square(x - carry[2]) * weights, config.factor)
         return carry, (bits.astype(jnp.int8), sse)
 
     carry = (enc_state, dec_state, jnp.zeros_like(x))
-    carry, (codes, sse) = jax.lax.scan(body, carry, None, length=iterations)
+    carry, (codes, sse) = jax.lax.scan(body, carry, jnp.arange(iterations))
     return codes, sse, carry[2]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "compute_dtype"))
 def decode(params: dict, codes: jax.Array, *, config: CodecConfig,
-           code_mask: jax.Array | None = None, compute_dtype: str = "float32") -> jax.Array:
-    """Reconstruct (N, H, W, 1) from codes (T, N, h, w, bits), all T iterations."""
+           code_mask: jax.Array | None = None, iteration_map: jax.Array | None = None,
+           compute_dtype: str = "float32") -> jax.Array:
+    """Reconstruct (N, H, W, 1) from codes (T, N, h, w, bits), all T iterations (each cell
+    only up to its ``iteration_map`` count when given)."""
     t, n, h, w, _ = codes.shape
     f = config.factor
     dtype = _dtype(compute_dtype)
     _, dec_state = zero_states(config, n, h * f, w * f)
 
-    def body(carry, bits):
+    def body(carry, step):
+        bits, i = step
         dec_state, recon = carry
-        bits = bits.astype(jnp.float32)
-        if code_mask is not None:
-            bits = bits * code_mask
-        dec_state, delta = Decoder(config, dtype).apply({"params": params["decoder"]}, dec_state, bits)
-        return (dec_state, recon + delta), None
+        dec_state, recon, _ = _decode_step(params, config, dec_state, recon, bits.astype(jnp.float32),
+                                           code_mask, iteration_map, i, dtype)
+        return (dec_state, recon), None
 
     recon = jnp.zeros((n, h * f, w * f, 1), jnp.float32)
-    (_, recon), _ = jax.lax.scan(body, (dec_state, recon), codes)
+    (_, recon), _ = jax.lax.scan(body, (dec_state, recon), (codes, jnp.arange(t)))
     return recon
 
 

@@ -36,7 +36,7 @@ def test_encode_shapes_and_values(params, image):
     assert codes.shape == (3, 2, 2, 3, CFG.bits)
     assert codes.dtype == jnp.int8
     assert set(np.unique(np.asarray(codes))) <= {-1, 1}
-    assert sse.shape == (3, 2)
+    assert sse.shape == (3, 2, 2, 3)  # per iteration, image and 16x16 code cell
     assert recon.shape == image.shape
 
 
@@ -45,7 +45,7 @@ def test_decode_matches_encoder_reconstruction(params, image):
     dec = codec.decode(params, codes, config=CFG)
     np.testing.assert_allclose(np.asarray(dec), np.asarray(recon), atol=1e-5)
     err = np.sum((np.asarray(image) - np.asarray(dec)) ** 2, axis=(1, 2, 3))
-    np.testing.assert_allclose(np.asarray(sse[-1]), err, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(sse[-1]).sum(axis=(1, 2)), err, rtol=1e-4)
 
 
 def test_scan_equals_python_loop(params, image):
@@ -104,3 +104,28 @@ def test_train_forward_is_differentiable_and_finite(params, image):
     assert np.isfinite(float(value))
     norms = [float(jnp.abs(g).sum()) for g in jax.tree_util.tree_leaves(grads)]
     assert all(np.isfinite(norms)) and sum(n > 0 for n in norms) > len(norms) // 2
+
+
+def test_iteration_map_freezes_cells_and_decoder_agrees(params, image):
+    """Cells past their count get zero codes and keep their earlier reconstruction; the
+    decoder given the same map reproduces the encoder's reconstruction exactly."""
+    imap = jnp.asarray(np.array([[[1, 3, 0], [2, 3, 3]], [[3, 3, 3], [0, 1, 2]]], np.int32)[..., None])
+    codes, sse, recon = codec.encode(params, image, config=CFG, iterations=3, iteration_map=imap)
+    c, m = np.asarray(codes), np.asarray(imap)[..., 0]
+    for t in range(3):
+        assert np.all(c[t][m <= t] == 0) and np.all(np.abs(c[t][m > t]) == 1)
+    dec = codec.decode(params, codes, config=CFG, iteration_map=imap)
+    np.testing.assert_allclose(np.asarray(dec), np.asarray(recon), atol=1e-5)
+    # a cell with count 0 stays at reconstruction 0; a frozen cell's error stops changing
+    assert np.all(np.asarray(recon)[0, :16, 32:48] == 0)
+    s = np.asarray(sse)
+    assert s[0, 0, 0, 0] == s[1, 0, 0, 0] == s[2, 0, 0, 0]  # count 1: frozen after iteration 1
+    assert s[0, 1, 0, 0] != s[1, 1, 0, 0]  # count 3: still improving
+
+
+def test_full_iteration_map_equals_no_map(params, image):
+    full = jnp.full((2, 2, 3, 1), 3, jnp.int32)
+    a, _, ra = codec.encode(params, image, config=CFG, iterations=3)
+    b, _, rb = codec.encode(params, image, config=CFG, iterations=3, iteration_map=full)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_allclose(np.asarray(ra), np.asarray(rb), atol=1e-6)
