@@ -4,8 +4,12 @@
 
 Prints a markdown table of PSNR (peak = image max - min) at 0.25 / 0.5 / 1 / 2 bpp per image
 and codec (linear interpolation between measured points; "-" outside a codec's range), the
-BD-rate of every codec against JPEG 2000 over their common PSNR range, and writes
-``rd_compare.png`` (one panel per image) and ``rd_compare.md``.
+rate each codec needs for 45 dB (interpolated in log rate), the BD-rate of every codec
+against JPEG 2000 over their common PSNR range, and writes ``rd_compare.png`` (one panel per
+image) and ``rd_compare.md``. "medcodec" is uniform iterations (every prefix of one
+encode, ``rd_medcodec.csv``); "medcodec-tiles" / "medcodec-uniform" are the rate-control
+modes with and without adaptive tiles (``rd_adaptive.csv`` from ``rd_adaptive.py``, if
+present; their PSNR targets beyond the network use the residual layer).
 """
 
 from __future__ import annotations
@@ -19,14 +23,18 @@ from pathlib import Path
 import numpy as np
 
 RATES = (0.25, 0.5, 1.0, 2.0)
+QUALITY = 45.0  # dB: the rate each codec needs for it is a column of the table
 
 
 def load(results: Path) -> dict:
     """{image: {codec: sorted [(bpp, psnr)]}} with PSNR made monotone in rate (hull from below)."""
     curves: dict = defaultdict(lambda: defaultdict(list))
-    for name, codec_col in (("rd_medcodec.csv", None), ("rd_classical.csv", "codec")):
+    for name, codec_col in (("rd_medcodec.csv", None), ("rd_classical.csv", "codec"),
+                            ("rd_adaptive.csv", "codec")):
+        if not (results / name).exists():
+            continue
         with open(results / name) as f:
-            for r in csv.DictReader(f):
+            for r in csv.DictReader(line for line in f if not line.startswith("#")):
                 codec = r[codec_col] if codec_col else "medcodec"
                 curves[r["image"]][codec].append((float(r["bpp"]), float(r["psnr"])))
     for image in curves:
@@ -44,6 +52,12 @@ def load(results: Path) -> dict:
 def psnr_at(pts, bpp: float) -> float:
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     return float(np.interp(bpp, xs, ys)) if xs and xs[0] <= bpp <= xs[-1] else math.nan
+
+
+def bpp_at(pts, quality: float) -> float:
+    """Rate for a PSNR by interpolation in log rate along the monotone curve (NaN outside)."""
+    qs, rs = [p[1] for p in pts], [math.log(p[0]) for p in pts]
+    return math.exp(float(np.interp(quality, qs, rs))) if qs and qs[0] <= quality <= qs[-1] else math.nan
 
 
 def bd_rate(ref, test) -> float:
@@ -67,11 +81,14 @@ def bd_rate(ref, test) -> float:
 def main(argv=None) -> int:
     results = Path((argv or sys.argv[1:] or ["benchmarks/results"])[0])
     curves = load(results)
-    lines = ["| image | codec | " + " | ".join(f"PSNR@{r}" for r in RATES) + " | BD-rate vs J2K |",
-             "|---|---|" + "---|" * (len(RATES) + 1)]
+    lines = ["| image | codec | " + " | ".join(f"PSNR@{r}" for r in RATES)
+             + f" | bpp@{QUALITY:g}dB | BD-rate vs J2K |",
+             "|---|---|" + "---|" * (len(RATES) + 2)]
     for image, by_codec in curves.items():
         for codec, pts in by_codec.items():
             cells = [f"{psnr_at(pts, r):.2f}" if math.isfinite(psnr_at(pts, r)) else "-" for r in RATES]
+            q = bpp_at(pts, QUALITY)
+            cells.append("-" if math.isnan(q) else f"{q:.3f}")
             bd = bd_rate(by_codec.get("jpeg2000", []), pts) if codec != "jpeg2000" else 0.0
             lines.append(f"| {image} | {codec} | " + " | ".join(cells) + f" | {'-' if math.isnan(bd) else f'{bd:+.1f} %'} |")
     table = "\n".join(lines)
@@ -88,7 +105,7 @@ def main(argv=None) -> int:
     for ax, (image, by_codec) in zip(axes[0], curves.items()):
         for codec, pts in by_codec.items():
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=2.5, label=codec,
-                    lw=2.2 if codec == "medcodec" else 1.2)
+                    lw=2.2 if codec.startswith("medcodec") else 1.2)
         ax.set_xscale("log")
         ax.set_xlim(0.02, 6)
         ax.set_title(image, fontsize=9)

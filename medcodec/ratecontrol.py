@@ -18,10 +18,9 @@ Rates are counted from the bytes of the real file; PSNR uses the image's own dyn
 (max - min) as peak, as the benchmarks do.
 
 A PSNR beyond what the learned iterations reach is met by the bounded-error residual
-layer over :data:`RESIDUAL_BASE_ITERATIONS` learned iterations. Quantization errors spread
-about evenly over -E..E (MSE near E(E+1)/3), so E is first set from that and the result measured; if it
-falls short, E is lowered to the value that guarantees the target from MSE <= E^2
-(PSNR >= 20 log10(peak / E)). All modes return :class:`medcodec.api.EncodeStats` measured on the written file.
+layer; the split between learned iterations and residual is chosen by measured rate
+(:func:`_with_residual`). All modes return :class:`medcodec.api.EncodeStats` measured on
+the written file.
 """
 
 from __future__ import annotations
@@ -93,7 +92,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
         if psnr is not None:
             reached = [k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr]
             if not reached:
-                return _with_residual(array, path, psnr, full, overwrite, **kwargs)
+                return _with_residual(array, path, psnr, full, full_path, overwrite, **kwargs)
             k = reached[0]
             uniform_bytes = container.prefix_sizes(full_path)[k - 1]
         else:
@@ -157,20 +156,49 @@ def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, **kwa
     return None if best is None else encode(best[1])
 
 
-def _with_residual(array, path, target_db: float, full: api.EncodeStats, overwrite: bool,
+RESIDUAL_BASES = (1, 2, 4, 8)  # learned iterations tried under a residual layer
+
+
+def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_path, overwrite: bool,
                    **kwargs) -> api.EncodeStats:
-    """Meet a PSNR beyond the network's reach with the residual layer (guaranteed bound)."""
+    """Meet a PSNR beyond the network's reach with the residual layer, choosing the split
+    by rate: for each base of k learned iterations (decoded from the full encode's prefix),
+    the largest error bound E whose measured PSNR meets the target (bisection; E <= rms
+    error always does, since MSE <= E^2), then the (k, E) of the smallest file."""
+    from . import residual
+
     if array.dtype.kind not in "iu":
         raise InputError(f"PSNR {target_db:g} dB is beyond the model's {max(full.psnr_per_iteration):.2f} dB "
                          f"and float images have no bounded-error layer; ask for less")
     peak = float(array.max()) - float(array.min())
-    rms = peak / 10 ** (target_db / 20)  # the largest RMS error the target allows
-    guaranteed = int(math.floor(rms))
-    likely = int(math.floor((math.sqrt(1 + 12 * rms * rms) - 1) / 2))  # E(E+1)/3 <= rms^2
-    k = RESIDUAL_BASE_ITERATIONS
-    if likely > guaranteed:
-        stats = api.compress(array, path, iterations=k, max_error=likely, overwrite=overwrite, **kwargs)
-        if stats.psnr >= target_db:
-            return stats
-        overwrite = True  # replace our own attempt
-    return api.compress(array, path, iterations=k, max_error=guaranteed, overwrite=overwrite, **kwargs)
+    allowed_sse = array.size * (peak / 10 ** (target_db / 20)) ** 2
+    guaranteed = int(math.floor(math.sqrt(allowed_sse / array.size)))
+    sizes = container.prefix_sizes(full_path)
+    originals = array.reshape((-1,) + array.shape[-2:])
+    best = None  # (bytes, k, E)
+    for k in (k for k in RESIDUAL_BASES if k <= len(sizes)):
+        base, _ = api.decompress(full_path, iterations=k)
+        base = base.reshape(originals.shape)
+
+        def trial(e):
+            nbytes, sse = 0, 0.0
+            for o, b in zip(originals, base):
+                data, final = residual.encode_slice(o, b, e)
+                nbytes += len(data) + RESD_OVERHEAD_BYTES
+                sse += float(np.sum(np.square(final.astype(np.float64) - o)))
+            return nbytes, sse <= allowed_sse
+
+        lo, hi = guaranteed, min(2 * guaranteed + 1, 65535)  # lo meets the target
+        lo_bytes, _ = trial(lo)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            mid_bytes, ok = trial(mid)
+            lo, hi, lo_bytes = (mid, hi, mid_bytes) if ok else (lo, mid, lo_bytes)
+        total = sizes[k - 1] + lo_bytes
+        if best is None or total < best[0]:
+            best = (total, k, lo)
+    _, k, e = best
+    return api.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
+
+
+RESD_OVERHEAD_BYTES = 16 + 13 + 12  # RESD chunk header/CRC, its prefix, its RIDX entry
