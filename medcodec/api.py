@@ -45,6 +45,7 @@ class EncodeStats:
     model_id: str
     error_bound: int | None = None  # E of the residual layer (0 = lossless), None without one
     tiles: dict | None = None  # adaptive tiles: tile size, iteration counts, worst-tile PSNR
+    psnr_roi: float | None = None  # PSNR inside a region of interest (rate control with a region)
     # squared error per code cell after 0..T iterations (T+1, slices, grid h, grid w), in
     # normalised units (window span = 1): what rate control plans adaptive tiles from
     cell_sse: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -59,8 +60,9 @@ class EncodeStats:
         tiles = "" if not self.tiles else (
             f"; {self.tiles['tile_pixels']}px tiles, {self.tiles['min_iterations']}-{self.tiles['max_iterations']} "
             f"iterations (mean {self.tiles['mean_iterations']:.1f}), worst tile {self.tiles['worst_tile_psnr']:.2f} dB")
+        roi = "" if self.psnr_roi is None else f" ({self.psnr_roi:.2f} dB in the region)"
         return (f"{self.path}: {self.bytes} bytes, {self.bpp:.3f} bpp, ratio {self.ratio:.1f}:1, "
-                f"PSNR {self.psnr:.2f} dB, max error {self.max_error:g} ({self.iterations} iterations{bound}){tiles}")
+                f"PSNR {self.psnr:.2f} dB{roi}, max error {self.max_error:g} ({self.iterations} iterations{bound}){tiles}")
 
 
 def _slices(array: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, MedcodecError
+from .roi import DEFAULT_BACKGROUND_WEIGHT
 
 EPILOG = """examples:
   medcodec encode ct.nii.gz ct.mlc --iterations 8     # ~0.9 bpp with the shipped model
@@ -78,12 +79,20 @@ def cmd_encode(args) -> int:
     max_error = 0 if args.lossless else args.max_error
     if target and args.iterations:
         raise InputError("--iterations cannot be combined with --bpp/--ratio/--psnr, which choose it")
+    if (args.roi or args.background_weight != DEFAULT_BACKGROUND_WEIGHT) and not target:
+        raise InputError("--roi/--background-weight apply to --bpp/--ratio/--psnr")
     if args.uniform and not target:
         raise InputError("--uniform applies to --bpp/--ratio/--psnr (--iterations is uniform already)")
     if target:
         from .ratecontrol import compress_to
 
-        stats = compress_to(array, args.output, adaptive=not args.uniform, **target, **common)
+        roi = args.roi
+        if roi is not None and roi != "auto":
+            from .imagefiles import read_image as _read
+
+            roi = from_sitk(_read(roi, None))[0]
+        stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi,
+                            background_weight=args.background_weight, **target, **common)
     else:
         from .ratecontrol import default_iterations
 
@@ -232,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--uniform", action="store_true",
                       help="with --bpp/--ratio/--psnr: one iteration count for the whole image instead "
                            "of per-32x32-tile counts chosen by rate-distortion (adaptive tiles, default)")
+    rate.add_argument("--roi", metavar="auto|MASK",
+                      help="region of interest for --bpp/--ratio/--psnr: 'auto' (body mask: CT above -500 HU, "
+                           "else Otsu; largest component, holes filled) or a label image on the same grid "
+                           "(nonzero = inside). Errors outside count less; --psnr holds inside the region")
+    rate.add_argument("--background-weight", type=float, default=DEFAULT_BACKGROUND_WEIGHT, metavar="W",
+                      help="weight of errors outside the region, 0..1 (default %(default)s = 10 dB looser)")
     e.add_argument("--model", help="model id (default: the shipped checkpoint)")
     e.add_argument("--series", help="DICOM SeriesInstanceUID when the folder holds several")
     e.add_argument("--force", "-f", action="store_true", help="replace an existing output file")

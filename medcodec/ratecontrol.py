@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import api, container, prep, tiles
+from . import roi as roi_mod
 from .errors import InputError
 
 # Base iterations under a residual layer: the residual coder predicts from decoded
@@ -60,13 +61,17 @@ def _stats_of(path: Path, array: np.ndarray, full: api.EncodeStats, k: int) -> a
 
 def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None = None,
                 ratio: float | None = None, psnr: float | None = None, overwrite: bool = False,
-                adaptive: bool = True, **kwargs) -> api.EncodeStats:
+                adaptive: bool = True, roi=None, background_weight: float = roi_mod.DEFAULT_BACKGROUND_WEIGHT,
+                **kwargs) -> api.EncodeStats:
     """Encode ``array`` to ``path`` meeting exactly one target (see the module docstring).
 
     bpp: the best quality at a rate <= B (within 5 % of B where the model's range allows);
     ratio: original bytes / file bytes >= R (same, as a rate); psnr: >= DB at the least rate.
-    ``adaptive`` False keeps one iteration count for the whole image. ``kwargs`` go to
-    :func:`medcodec.api.compress` (geometry, metadata, model_id, progress).
+    ``adaptive`` False keeps one iteration count for the whole image. ``roi``: "auto" (body
+    mask, :func:`medcodec.roi.body_mask`) or a label image (nonzero = inside): tiles weigh
+    errors outside it by ``background_weight`` and a PSNR target holds inside it (adaptive
+    only). ``kwargs`` go to :func:`medcodec.api.compress` (geometry, metadata, model_id,
+    progress).
     """
     from . import checkpoint
     from .imagefiles import check_output, temporary_sibling
@@ -84,15 +89,30 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     array = prep.check_array(array)
     if name == "ratio":
         bpp = 8.0 * array.dtype.itemsize / value
+    mask = None
+    if roi is not None:
+        if not adaptive:
+            raise InputError("a region of interest needs adaptive tiles; drop --uniform")
+        mask = roi_mod.body_mask(array) if isinstance(roi, str) and roi == "auto" else roi_mod.check_mask(roi, array.shape)
     path = check_output(path, overwrite)
-    max_it = checkpoint.load(kwargs.get("model_id")).config.max_iterations
+    model = checkpoint.load(kwargs.get("model_id"))
+    max_it = model.config.max_iterations
     full_path, tiled_path = temporary_sibling(path), temporary_sibling(path)
     try:
         full = api.compress(array, full_path, iterations=max_it, overwrite=True, **kwargs)
+        weights = None if mask is None else roi_mod.cell_weights(
+            mask, model.config.factor, full.cell_sse.shape[2:], background_weight)
         if psnr is not None:
-            reached = [k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr]
+            if mask is not None:
+                best_db = roi_mod.psnr_inside(array, api.decompress(full_path)[0], mask)
+                reached = [max_it] if best_db >= psnr else []
+            else:
+                reached = [k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr]
             if not reached:
-                return _with_residual(array, path, psnr, full, full_path, overwrite, **kwargs)
+                stats = _with_residual(array, path, psnr, full, full_path, overwrite, mask=mask, **kwargs)
+                if mask is not None:  # the bound holds everywhere; report the region too
+                    stats.psnr_roi = roi_mod.psnr_inside(array, api.decompress(path)[0], mask)
+                return stats
             k = reached[0]
             uniform_bytes = container.prefix_sizes(full_path)[k - 1]
         else:
@@ -105,8 +125,11 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
                                  f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
             k = fits[-1] if fits else 0
             uniform_bytes = sizes[k - 1] if k else None
+        if mask is not None:
+            uniform_bytes = None  # the uniform prefix knows no region: tiles always
         if adaptive:
-            tiled = _adaptive(array, tiled_path, full, full_path, bpp=bpp, psnr=psnr, **kwargs)
+            tiled = _adaptive(array, tiled_path, full, full_path, bpp=bpp, psnr=psnr, mask=mask,
+                              weights=weights, **kwargs)
             if tiled is not None and (uniform_bytes is None or (
                     tiled.bytes < uniform_bytes if psnr is not None else tiled.bytes > uniform_bytes)):
                 container.move_into_place(tiled_path, path, overwrite)
@@ -123,11 +146,21 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
                 os.unlink(p)
 
 
-def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, **kwargs) -> api.EncodeStats | None:
-    """Encode with RD-chosen tile counts meeting the target; None if no pass met it."""
-    costs = tiles.costs(full.cell_sse, container.payload_sizes(full_path), full.bytes)
+def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, mask=None, weights=None,
+              **kwargs) -> api.EncodeStats | None:
+    """Encode with RD-chosen tile counts meeting the target; None if no pass met it. With a
+    region ``mask``, cell errors are weighted by ``weights`` and PSNR is measured inside."""
+    costs = tiles.costs(full.cell_sse, container.payload_sizes(full_path), full.bytes, weights=weights)
+
+    def quality(stats):
+        if mask is None:
+            return stats.psnr
+        stats.psnr_roi = roi_mod.psnr_inside(array, api.decompress(path)[0], mask)
+        return stats.psnr_roi
+
     if psnr is not None:
-        target = array.size / 10 ** (psnr / 10)  # squared error allowed, normalised units
+        inside = array.size if mask is None else int(mask.sum())
+        target = inside / 10 ** (psnr / 10)  # squared error allowed, normalised units
         goal = target
     else:
         target = bpp * array.size  # bits allowed
@@ -141,40 +174,48 @@ def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, **kwa
         plan = tiles.plan_for_distortion(costs, goal) if psnr is not None else tiles.plan_for_bits(costs, goal)
         stats = encode(plan)
         if psnr is not None:
-            if stats.psnr >= psnr:
+            reached = quality(stats)
+            if reached >= psnr:
                 return stats
-            goal *= 10 ** ((stats.psnr - psnr) / 10) * 0.97  # shrink the error budget by the miss
+            goal *= 10 ** ((reached - psnr) / 10) * 0.97  # shrink the error budget by the miss
             continue
         bits = 8.0 * stats.bytes
         if bits <= target:
             if bits >= target * (1 - BPP_TOLERANCE):
+                quality(stats)
                 return stats
             if best is None or bits > best[0]:
                 best = (bits, plan)
         goal *= target * (1 - BPP_TOLERANCE / 2) / bits
     # no pass landed in the band: the best plan within the budget (encoded again)
-    return None if best is None else encode(best[1])
+    if best is None:
+        return None
+    stats = encode(best[1])
+    quality(stats)
+    return stats
 
 
 RESIDUAL_BASES = (1, 2, 4, 8)  # learned iterations tried under a residual layer
 
 
 def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_path, overwrite: bool,
-                   **kwargs) -> api.EncodeStats:
+                   mask=None, **kwargs) -> api.EncodeStats:
     """Meet a PSNR beyond the network's reach with the residual layer, choosing the split
     by rate: for each base of k learned iterations (decoded from the full encode's prefix),
-    the largest error bound E whose measured PSNR meets the target (bisection; E <= rms
-    error always does, since MSE <= E^2), then the (k, E) of the smallest file."""
+    the largest error bound E whose measured PSNR (inside ``mask`` if given) meets the target
+    (bisection; E <= rms error always does, since MSE <= E^2), then the (k, E) of the
+    smallest file."""
     from . import residual
 
     if array.dtype.kind not in "iu":
         raise InputError(f"PSNR {target_db:g} dB is beyond the model's {max(full.psnr_per_iteration):.2f} dB "
                          f"and float images have no bounded-error layer; ask for less")
     peak = float(array.max()) - float(array.min())
-    allowed_sse = array.size * (peak / 10 ** (target_db / 20)) ** 2
-    guaranteed = int(math.floor(math.sqrt(allowed_sse / array.size)))
-    sizes = container.prefix_sizes(full_path)
     originals = array.reshape((-1,) + array.shape[-2:])
+    inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
+    allowed_sse = int(inside.sum()) * (peak / 10 ** (target_db / 20)) ** 2
+    guaranteed = int(math.floor(peak / 10 ** (target_db / 20)))
+    sizes = container.prefix_sizes(full_path)
     best = None  # (bytes, k, E)
     for k in (k for k in RESIDUAL_BASES if k <= len(sizes)):
         base, _ = api.decompress(full_path, iterations=k)
@@ -182,10 +223,10 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
 
         def trial(e):
             nbytes, sse = 0, 0.0
-            for o, b in zip(originals, base):
+            for o, b, m in zip(originals, base, inside):
                 data, final = residual.encode_slice(o, b, e)
                 nbytes += len(data) + RESD_OVERHEAD_BYTES
-                sse += float(np.sum(np.square(final.astype(np.float64) - o)))
+                sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
             return nbytes, sse <= allowed_sse
 
         lo, hi = guaranteed, min(2 * guaranteed + 1, 65535)  # lo meets the target

@@ -141,5 +141,13 @@ def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, c
     assert float(capsys.readouterr().out.split("ratio ")[1].split(":")[0]) >= 8.0
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x.mlc"), "--ratio", "8", "-k", "3"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "t.mlc"), "--ratio", "8", "--roi", "auto",
+                 "--background-weight", "0.2", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["ratio"] >= 8.0 and stats["psnr_roi"] is not None and stats["tiles"]["tile_pixels"] == 32
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "v.mlc"), "--ratio", "8", "--uniform"]) == 0
+    assert "tiles" not in capsys.readouterr().out
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "w.mlc"), "--roi", "auto"]) == 2
+    assert "apply to --bpp" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["encode", str(ct_small_path), str(tmp_path / "y.mlc"), "--lossless", "--psnr", "40"])
