@@ -26,7 +26,7 @@ from .errors import (ContainerError, InputError, MedcodecError, ModelMismatchErr
                      ReconstructionMismatchError)
 from .imagefiles import Geometry
 
-Progress = Callable[[int], None]  # called with the number of slices just finished
+Progress = Callable[[float], None]  # called with the number of image slices just finished
 
 
 @dataclasses.dataclass
@@ -187,6 +187,10 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         raise InputError(f"geometry is {len(geometry.spacing)}-D but the image is {array.ndim}-D")
     window = prep.window_of(array)
     slices = _slices(array)
+    n_image, full_h, full_w = slices.shape
+    grid = prep.piece_grid(full_h, full_w, cfg.factor)
+    if grid is not None:  # too large for the network in one piece: code pieces (GRID chunk)
+        slices = prep.to_pieces(slices, *grid)
     n, height, width = slices.shape
     hc, wc, gh, gw, batch = _layout(cfg, height, width, n)
     header = container.Header(
@@ -194,7 +198,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         spacing=tuple(geometry.spacing), origin=tuple(geometry.origin),
         direction=tuple(geometry.direction), window=window, slices=n, height=height, width=width,
         coded_height=hc, coded_width=wc, iterations=iterations, bits=cfg.bits,
-        model_id=model.model_id, metadata=dict(metadata or {}))
+        model_id=model.model_id, metadata=dict(metadata or {}), grid=None if grid is None else grid[:2])
     try:
         container.validate_header(header)
     except ContainerError as e:
@@ -235,9 +239,9 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
                 resid.append(_residual_slice(slices[start + s], base[s], max_error))
                 # verified by decoding the stream, as a reader will
                 recon[start + s] = residual.decode_slice(base[s], resid[-1][2], max_error)
-        if progress:
-            progress(stop - start)
-    decoded = recon.reshape(array.shape)
+        if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
+            progress((stop - start) / (n // n_image))
+    decoded = (recon if grid is None else prep.from_pieces(recon, grid[0], grid[1], full_h, full_w)).reshape(array.shape)
     if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected
         raise MedcodecError(f"internal error: the residual layer missed the bound {max_error}; "
                             "no file was written, please report this")
@@ -273,7 +277,8 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
     """Decode some 2D slices of a ``.mlc`` file: (len(slices), height, width), original dtype.
 
     Only the CODE chunks of the requested slices and of the first ``iterations`` are read.
-    ``slices`` indexes the flattened leading axes (z, or t*z for 4D); None means all.
+    ``slices`` indexes the flattened leading axes (z, or t*z for 4D); None means all. Slices
+    stored in pieces (GRID) are decoded piece by piece and put together.
     """
     import jax.numpy as jnp
 
@@ -284,9 +289,11 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         k = h.iterations if iterations is None else iterations
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= h.iterations:
             raise InputError(f"iterations must be from 1 to {h.iterations} (stored in the file), got {k!r}")
-        wanted = list(range(h.slices)) if slices is None else [int(s) for s in slices]
-        if any(not 0 <= s < h.slices for s in wanted):
-            raise InputError(f"slice index out of range 0..{h.slices - 1}")
+        wanted = list(range(h.image_slices)) if slices is None else [int(s) for s in slices]
+        if any(not 0 <= s < h.image_slices for s in wanted):
+            raise InputError(f"slice index out of range 0..{h.image_slices - 1}")
+        per = 1 if h.grid is None else h.grid[0] * h.grid[1]
+        wanted = [s * per + i for s in wanted for i in range(per)]  # coded pieces
         model = checkpoint.load(h.model_id)
         cfg = model.config
         if cfg.bits != h.bits:
@@ -316,10 +323,12 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             if reader.max_error is not None and k == h.iterations:
                 for i in range(start, stop):
                     out[i] = _apply_residual(reader, wanted[i], out[i], path)
-            if progress:
-                progress(stop - start)
+            if progress:  # in image slices
+                progress((stop - start) / per)
         if k == h.iterations and slices is None:
             reader.verify_end()
+    if h.grid is not None:
+        out = prep.from_pieces(out, h.grid[0], h.grid[1], h.size[1], h.size[0])
     return out, h
 
 
@@ -384,7 +393,8 @@ def info(path: str | os.PathLike) -> dict:
         "path": str(path), "format_version": "%d.%d" % h.version, "model_id": h.model_id,
         "size": list(h.size), "spacing": list(h.spacing), "origin": list(h.origin),
         "direction": list(h.direction), "pixel_type": h.pixel_type, "components": h.components,
-        "window": list(h.window), "slices": h.slices, "iterations": h.iterations,
+        "window": list(h.window), "slices": h.image_slices, "iterations": h.iterations,
+        "pieces_per_slice": None if h.grid is None else list(h.grid),
         "bytes": nbytes, "bpp": 8.0 * nbytes / voxels,
         "ratio": voxels * np.dtype(h.pixel_type).itemsize / nbytes, "metadata": h.metadata,
     }

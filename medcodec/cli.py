@@ -114,7 +114,7 @@ def cmd_decode(args) -> int:
     from . import api, container, prep
     from .imagefiles import check_output, write_image
 
-    total = container.read_header(args.input).slices
+    total = container.read_header(args.input).image_slices
     check_output(args.output, args.force)  # before the work, not after it
     update, close = _progress(total, args.quiet, "decode")
     try:

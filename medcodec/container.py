@@ -39,7 +39,7 @@ iterations are decoded in order). A reader decodes the first k iterations of any
 reading only those chunks (progressive decoding).
 
 Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2 and the residual layer; 1.2
-adds the TILE chunk (a 1.1 reader refuses tiled files as needing an unknown required chunk).
+adds the TILE and GRID chunks (a 1.1 reader refuses such files: unknown required chunks).
 A writer stamps the lowest version whose chunks it uses: files without tiles say 1.1. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
@@ -60,6 +60,15 @@ CODE chunk of iteration t holds only the cells of tiles with count > t (see
 (:mod:`medcodec.model.codec`). Counts may exceed the stored iterations (a truncated file
 keeps its TILE chunk unchanged); the effective count is min(count, iterations).
 
+``GRID`` (required, since 1.2, only for slices larger than the network codes in one piece;
+right after META) u16 tiles_y, u16 tiles_x: every 2D slice of the image (width x height =
+size[0] x size[1]) is cut into tiles_y x tiles_x pieces of ``height`` x ``width`` pixels
+(HEAD's slice fields then describe one piece; the last row/column of pieces extends past
+the image with its edge pixels repeated and is cropped when decoding). The pieces are the
+coded slices, in order (image slice, tile row, tile column), so HEAD's ``slices`` =
+prod(size[2:]) x tiles_y x tiles_x and everything else (index, CODE, TILE, RESD) counts
+pieces.
+
 ``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
 Later versions may add chunks and fields but keep every v1 file readable: a v1.x reader
@@ -70,6 +79,7 @@ message naming it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import struct
 import tempfile
@@ -86,7 +96,7 @@ VERSION = (1, 2)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}
-KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD", b"TILE"}
+KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD", b"TILE", b"GRID"}
 CODING_RAW, CODING_ZLIB = 0, 1
 
 _CHUNK = struct.Struct("<4sQ")
@@ -97,6 +107,7 @@ _CODE_PREFIX = struct.Struct("<IHB")
 _RIDX_PREFIX = struct.Struct("<HI")
 _RESD_PREFIX = struct.Struct("<IBII")
 _TILE_PREFIX = struct.Struct("<HIHH")
+_GRID = struct.Struct("<HH")
 
 
 @dataclasses.dataclass
@@ -165,6 +176,12 @@ class Header:
     components: int = 1
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     version: tuple[int, int] = VERSION
+    grid: tuple[int, int] | None = None  # (tiles_y, tiles_x) pieces per slice (GRID chunk)
+
+    @property
+    def image_slices(self) -> int:
+        """2D slices of the image (z, or t*z for 4D); ``slices`` counts coded pieces."""
+        return math.prod(self.size[2:])
 
     def code_shape(self, factor: int) -> tuple[int, int, int]:
         """(h, w, bits) of one slice's codes for a model of stride ``factor``."""
@@ -215,13 +232,14 @@ def _decode_header(payload: bytes) -> Header:
         window=(v[32], v[33]), slices=v[34], height=v[35], width=v[36],
         coded_height=v[37], coded_width=v[38], iterations=v[39], bits=v[40], model_id=model_id,
     )
-    validate_header(header)
     return header
 
 
 MAX_VOXELS_DEFAULT = 1 << 34  # 16 Gi voxels; MEDCODEC_MAX_VOXELS overrides
-# One 2D slice goes through the network whole, whose activations take ~100x the slice's
-# float32 size: 2^26 pixels (8192 x 8192) is ~25 GB at most; MEDCODEC_MAX_SLICE_PIXELS overrides.
+# One coded slice (or piece, see GRID) goes through the network whole: ~0.6 GiB per
+# megapixel to encode. The writer cuts slices into pieces of at most 2048 x 2048
+# (:func:`medcodec.prep.piece_grid`); a reader refuses coded slices above 2^26 pixels (a
+# forged header); MEDCODEC_MAX_SLICE_PIXELS overrides.
 MAX_SLICE_PIXELS_DEFAULT = 1 << 26
 
 
@@ -238,14 +256,13 @@ def max_voxels() -> int:
 
 
 def max_slice_pixels() -> int:
-    """The largest 2D slice the network codes in one piece (larger ones are not tiled yet)."""
+    """The largest coded slice (or piece) a reader accepts."""
     return _limit("MEDCODEC_MAX_SLICE_PIXELS", MAX_SLICE_PIXELS_DEFAULT)
 
 
 def validate_header(h: Header) -> None:
-    """Check that the header's fields agree with each other and are sane, before any
-    allocation. Raises ContainerError naming the first problem."""
-    import math
+    """Check that the header's fields (and the GRID pieces) agree with each other and are
+    sane, before any allocation. Raises ContainerError naming the first problem."""
 
     def bad(msg):
         raise ContainerError(f"HEAD chunk is inconsistent: {msg}")
@@ -254,9 +271,15 @@ def validate_header(h: Header) -> None:
         bad(f"{h.components} components per pixel (v1 codes scalar images only)")
     if any(s < 1 for s in h.size):
         bad(f"size {h.size}")
-    if (h.size[0], h.size[1]) != (h.width, h.height):
+    ty, tx = h.grid or (1, 1)
+    if ty < 1 or tx < 1:
+        bad(f"grid of {ty}x{tx} pieces")
+    # every row/column of pieces must hold image pixels: no piece lies wholly outside
+    if not ((ty - 1) * h.height < h.size[1] <= ty * h.height and (tx - 1) * h.width < h.size[0] <= tx * h.width):
+        bad(f"size {h.size} vs slice {h.width}x{h.height}" + (f" in {ty}x{tx} pieces" if h.grid else ""))
+    if h.grid is None and (h.size[0], h.size[1]) != (h.width, h.height):
         bad(f"size {h.size} vs slice {h.width}x{h.height}")
-    if math.prod(h.size[2:]) != h.slices:
+    if h.image_slices * ty * tx != h.slices:
         bad(f"size {h.size} vs {h.slices} slices")
     voxels = math.prod(h.size)
     if voxels > max_voxels():
@@ -404,6 +427,8 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
         raise ContainerError("residual layer does not match the header")
     head = _chunk(b"HEAD", _encode_header(header))
     meta = _chunk(b"META", _encode_meta(header.metadata))
+    if header.grid is not None:
+        meta += _chunk(b"GRID", _GRID.pack(*header.grid))
     if tiles is not None:
         meta += _chunk(b"TILE", tiles.encode())
     n_entries = header.slices * header.iterations
@@ -428,7 +453,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
             offset += len(body)
         ridx = [_chunk(b"RIDX", _RIDX_PREFIX.pack(residual.max_error, header.slices) + b"".join(r_entries))]
     # the lowest version that has every chunk used, so older readers open what they can
-    version = VERSION if tiles is not None else (1, 1)
+    version = VERSION if tiles is not None or header.grid is not None else (1, 1)
     parts = [_preamble(*version), head, meta, *ridx, index, *bodies, _END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
@@ -499,7 +524,7 @@ class Reader:
                 f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
                 f"version {VERSION[0]}.x: upgrade medcodec")
         self.version = (major, minor)
-        header = meta = index = ridx = tile = None
+        header = meta = index = ridx = tile = grid = None
         while index is None:
             ctype, payload = self._read_chunk()
             if ctype == b"HEAD":
@@ -512,6 +537,10 @@ class Reader:
                 ridx = payload
             elif ctype == b"TILE":
                 tile = payload
+            elif ctype == b"GRID":
+                if len(payload) != _GRID.size:
+                    raise ContainerError(f"{self.path.name}: GRID chunk has the wrong size")
+                grid = _GRID.unpack(payload)
             elif ctype[:1].isupper() or ctype in KNOWN_REQUIRED:
                 raise UnsupportedVersionError(
                     f"{self.path.name} needs chunk {ctype!r} that this medcodec does not know; "
@@ -521,6 +550,8 @@ class Reader:
             raise ContainerError(f"{self.path.name}: HEAD or META chunk missing before INDX")
         header.metadata = meta
         header.version = self.version
+        header.grid = grid
+        validate_header(header)
         self.header = header
         self._data_start = self._f.tell()
         self._parse_index(index)

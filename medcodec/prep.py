@@ -95,3 +95,47 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float | None = None) -> 
 
 def max_abs_error(reference: np.ndarray, test: np.ndarray) -> float:
     return float(np.max(np.abs(reference.astype(np.float64) - test.astype(np.float64))))
+
+
+# Slices larger than this on a side are coded in pieces (``.mlc`` GRID chunk): the network's
+# memory grows with the pixels it sees at once (measured ~0.6 GiB per megapixel to encode on
+# CPU), so a 2048x2048 piece stays near 2.7 GiB. MEDCODEC_MAX_PIECE_SIDE overrides.
+MAX_PIECE_SIDE_DEFAULT = 2048
+
+
+def max_piece_side() -> int:
+    import os
+
+    try:
+        return max(16, int(os.environ.get("MEDCODEC_MAX_PIECE_SIDE", MAX_PIECE_SIDE_DEFAULT)))
+    except ValueError:
+        return MAX_PIECE_SIDE_DEFAULT
+
+
+def piece_grid(height: int, width: int, factor: int) -> tuple[int, int, int, int] | None:
+    """(pieces_y, pieces_x, piece height, piece width) for a slice too large to code whole,
+    else None. Pieces are as even as the model's stride allows."""
+    side = max_piece_side()
+    if height <= side and width <= side:
+        return None
+    ty, tx = math.ceil(height / side), math.ceil(width / side)
+    ph = math.ceil(math.ceil(height / ty) / factor) * factor
+    pw = math.ceil(math.ceil(width / tx) / factor) * factor
+    # rounding up to the stride may leave a last row/column of pieces empty: drop it
+    return math.ceil(height / ph), math.ceil(width / pw), ph, pw
+
+
+def to_pieces(slices: np.ndarray, ty: int, tx: int, ph: int, pw: int) -> np.ndarray:
+    """(S, H, W) -> (S*ty*tx, ph, pw) pieces in (slice, row, column) order; the last row and
+    column extend past the image by edge replication."""
+    s = slices.shape[0]
+    padded = pad_slices(slices, ty * ph, tx * pw)
+    return padded.reshape(s, ty, ph, tx, pw).transpose(0, 1, 3, 2, 4).reshape(s * ty * tx, ph, pw)
+
+
+def from_pieces(pieces: np.ndarray, ty: int, tx: int, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`to_pieces`: (S*ty*tx, ph, pw) -> (S, height, width), cropped."""
+    n, ph, pw = pieces.shape
+    s = n // (ty * tx)
+    whole = pieces.reshape(s, ty, tx, ph, pw).transpose(0, 1, 3, 2, 4).reshape(s, ty * ph, tx * pw)
+    return whole[:, :height, :width]

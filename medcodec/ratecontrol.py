@@ -100,8 +100,12 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     full_path, tiled_path = temporary_sibling(path), temporary_sibling(path)
     try:
         full = api.compress(array, full_path, iterations=max_it, overwrite=True, **kwargs)
-        weights = None if mask is None else roi_mod.cell_weights(
-            mask, model.config.factor, full.cell_sse.shape[2:], background_weight)
+        weights = None
+        if mask is not None:
+            planes = mask.reshape((-1,) + mask.shape[-2:])
+            grid = prep.piece_grid(planes.shape[1], planes.shape[2], model.config.factor)
+            planes = planes if grid is None else prep.to_pieces(planes, *grid)  # as coded
+            weights = roi_mod.cell_weights(planes, model.config.factor, full.cell_sse.shape[2:], background_weight)
         if psnr is not None:
             if mask is not None:
                 best_db = roi_mod.psnr_inside(array, api.decompress(full_path)[0], mask)
@@ -239,7 +243,13 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
         if best is None or total < best[0]:
             best = (total, k, lo)
     _, k, e = best
-    return api.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
+    stats = api.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
+    decoded = api.decompress(path)[0]
+    if prep.psnr(array[inside.reshape(array.shape)], decoded[inside.reshape(array.shape)], peak=peak) < target_db:
+        # pieces (GRID) are coded apart, so the trial above was an estimate: fall back to the
+        # bound that guarantees the target
+        stats = api.compress(array, path, iterations=k, max_error=guaranteed, overwrite=True, **kwargs)
+    return stats
 
 
 RESD_OVERHEAD_BYTES = 16 + 13 + 12  # RESD chunk header/CRC, its prefix, its RIDX entry

@@ -126,7 +126,7 @@ def read_region(sitk, path, extract_size=(), extract_index=()):
     ts = range(index[3], index[3] + span[3]) if n > 3 else range(1)
     wanted = [t * nz + z for t in ts for z in zs]
     arr, _ = api.decode_slices(path, slices=wanted)
-    shape = ((len(ts),) if n > 3 else ()) + ((len(zs),) if n > 2 else ()) + (h.height, h.width)
+    shape = ((len(ts),) if n > 3 else ()) + ((len(zs),) if n > 2 else ()) + (h.size[1], h.size[0])
     start = [0, 0] + index[2:]
     geom = Geometry(tuple(h.spacing), _physical_point(h, start), tuple(h.direction))
     sub = to_sitk(arr.reshape(shape), geom, h.metadata)
