@@ -16,6 +16,8 @@ from ..test_container import _chunks
 DATA = Path(__file__).parent.parent / "data"
 GOLDEN = (DATA / "golden_v1.mlc").read_bytes()  # format 1.0: packed / deflated codes
 GOLDEN_1_1 = (DATA / "golden_v1_1.mlc").read_bytes()  # format 1.1: context-coded codes
+GOLDEN_1_2 = (DATA / "golden_v1_2.mlc").read_bytes()  # format 1.2: adaptive tiles
+GRIDS = {(1, 0): (2, 3), (1, 1): (6, 5), (1, 2): (7, 6)}  # the golden files' code grids
 # 4 tests x 1500 inputs in CI; a long run: MEDCODEC_FUZZ_EXAMPLES=25000 python -m pytest tests/fuzz
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "1500"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -24,10 +26,12 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 def read_everything(path: Path) -> None:
     with container.Reader(path) as r:
         h = r.header
-        shape = (2, 3, h.bits) if r.version == (1, 0) else (6, 5, h.bits)  # the golden code grids
+        gh, gw = GRIDS.get(r.version, (6, 5))
+        counts = None if r.tiles is None else r.tiles.cell_counts(gh, gw)
         for s in range(h.slices):
-            codes = entropy.decode_slice([r.read_codes(s, t) for t in range(h.iterations)], shape)
-            assert set(np.unique(codes)) <= {-1, 1}
+            codes = entropy.decode_slices([[r.read_codes(s, t) for t in range(h.iterations)]], (gh, gw, h.bits),
+                                          None if counts is None else counts[s:s + 1])
+            assert set(np.unique(codes)) <= ({-1, 1} if counts is None else {-1, 0, 1})
         r.verify_end()
 
 
@@ -47,12 +51,12 @@ def test_random_bytes(tmp_path_factory, data):
 
 
 @SETTINGS
-@given(st.sampled_from([GOLDEN, GOLDEN_1_1]),
-       st.lists(st.tuples(st.integers(0, len(GOLDEN) - 1), st.integers(1, 255)), min_size=1, max_size=8))
+@given(st.sampled_from([GOLDEN, GOLDEN_1_1, GOLDEN_1_2]),
+       st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), min_size=1, max_size=8))
 def test_mutated_golden_file(tmp_path_factory, golden, edits):
     data = bytearray(golden)
     for pos, xor in edits:
-        data[pos] ^= xor
+        data[pos % len(data)] ^= xor
     check(tmp_path_factory.mktemp("m"), bytes(data))
 
 
@@ -63,7 +67,7 @@ def test_truncated_or_extended(tmp_path_factory, cut, tail):
 
 
 @SETTINGS
-@given(st.sampled_from([GOLDEN, GOLDEN_1_1]), st.integers(0, 7), st.binary(min_size=1, max_size=600))
+@given(st.sampled_from([GOLDEN, GOLDEN_1_1, GOLDEN_1_2]), st.integers(0, 7), st.binary(min_size=1, max_size=600))
 # found by the 100,000-input run: constriction raised AssertionError on garbage words
 @example(GOLDEN_1_1, 5, b"q\x1b\x001\xc7\xd4\x00\x14\xa1n\xd1\x01")
 def test_mutations_with_fixed_checksums(tmp_path_factory, golden, which, payload):
@@ -72,7 +76,7 @@ def test_mutations_with_fixed_checksums(tmp_path_factory, golden, which, payload
     chunks = _chunks(golden)
     code_at = [i for i, (c, _) in enumerate(chunks) if c == b"CODE"]
     i = code_at[which % len(code_at)]
-    if golden is GOLDEN_1_1 and payload[0] % 2:  # keep slice/iteration/coding, garble the words
+    if golden is not GOLDEN and payload[0] % 2:  # keep slice/iteration/coding, garble the words
         payload = chunks[i][1][:7] + payload
     chunks[i] = (b"CODE", payload)
     check(tmp_path_factory.mktemp("f"), golden[:16] + b"".join(container._chunk(c, p) for c, p in chunks))
