@@ -233,7 +233,8 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
                 sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
             return nbytes, sse <= allowed_sse
 
-        lo, hi = guaranteed, min(2 * guaranteed + 1, 65535)  # lo meets the target
+        # lo meets the target; errors mostly well inside +-E let E go far above the rms
+        lo, hi = guaranteed, min(8 * guaranteed + 8, 65535)
         lo_bytes, _ = trial(lo)
         while hi - lo > 1:
             mid = (lo + hi) // 2
