@@ -89,49 +89,28 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     array = prep.check_array(array)
     if name == "ratio":
         bpp = 8.0 * array.dtype.itemsize / value
-    mask = None
-    if roi is not None:
-        if not adaptive:
-            raise InputError("a region of interest needs adaptive tiles; drop --uniform")
-        mask = roi_mod.body_mask(array) if isinstance(roi, str) and roi == "auto" else roi_mod.check_mask(roi, array.shape)
+    mask = _region_mask(roi, array, adaptive)
     path = check_output(path, overwrite)
     model = checkpoint.load(kwargs.get("model_id"))
-    max_it = model.config.max_iterations
     full_path, tiled_path = temporary_sibling(path), temporary_sibling(path)
     try:
-        full = api.compress(array, full_path, iterations=max_it, overwrite=True, **kwargs)
-        weights = None
-        if mask is not None:
-            planes = mask.reshape((-1,) + mask.shape[-2:])
-            grid = prep.piece_grid(planes.shape[1], planes.shape[2], model.config.factor)
-            planes = planes if grid is None else prep.to_pieces(planes, *grid)  # as coded
-            weights = roi_mod.cell_weights(planes, model.config.factor, full.cell_sse.shape[2:], background_weight)
-        if psnr is not None:
-            if mask is not None:
-                best_db = roi_mod.psnr_inside(array, api.decompress(full_path)[0], mask)
-                reached = [max_it] if best_db >= psnr else []
-            else:
-                reached = [k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr]
-            if not reached:
-                stats = _with_residual(array, path, psnr, full, full_path, overwrite, mask=mask, **kwargs)
-                if mask is not None:  # the bound holds everywhere; report the region too
-                    stats.psnr_roi = roi_mod.psnr_inside(array, api.decompress(path)[0], mask)
-                return stats
-            k = reached[0]
-            uniform_bytes = container.prefix_sizes(full_path)[k - 1]
-        else:
-            budget = bpp * array.size / 8.0
-            sizes = container.prefix_sizes(full_path)
-            fits = [k for k, size in enumerate(sizes, 1) if size <= budget]
-            if not fits and not adaptive:
-                one = 8.0 * sizes[0] / array.size
-                raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
-                                 f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
-            k = fits[-1] if fits else 0
-            uniform_bytes = sizes[k - 1] if k else None
-        if mask is not None:
-            uniform_bytes = None  # the uniform prefix knows no region: tiles always
+        full = api.compress(array, full_path, iterations=model.config.max_iterations, overwrite=True, **kwargs)
+        if psnr is not None and not _network_reaches(array, full, full_path, psnr, mask):
+            stats = _with_residual(array, path, psnr, full, full_path, overwrite, mask=mask, **kwargs)
+            if mask is not None:  # the bound holds everywhere; report the region too
+                stats.psnr_roi = roi_mod.psnr_inside(array, api.decompress(path)[0], mask)
+            return stats
+        k, uniform_bytes = _uniform_prefix(array, full, full_path, bpp, psnr)
+        if k == 0 and not adaptive:
+            one = 8.0 * container.prefix_sizes(full_path)[0] / array.size
+            raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
+                             f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
+        if mask is not None and psnr is not None:  # the uniform prefix knows no region:
+            k, uniform_bytes = full.iterations, None  # tiles, else (fallback) every iteration
+        elif mask is not None:
+            uniform_bytes = None
         if adaptive:
+            weights = None if mask is None else _region_weights(mask, model.config.factor, full, background_weight)
             tiled = _adaptive(array, tiled_path, full, full_path, bpp=bpp, psnr=psnr, mask=mask,
                               weights=weights, **kwargs)
             if tiled is not None and (uniform_bytes is None or (
@@ -148,6 +127,45 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
         for p in (full_path, tiled_path):
             if os.path.exists(p):
                 os.unlink(p)
+
+
+def _region_mask(roi, array: np.ndarray, adaptive: bool) -> np.ndarray | None:
+    """The caller's region as a bool array of the image's shape ("auto": the body)."""
+    if roi is None:
+        return None
+    if not adaptive:
+        raise InputError("a region of interest needs adaptive tiles; drop --uniform")
+    if isinstance(roi, str):
+        if roi != "auto":
+            raise InputError(f"roi must be 'auto' or a label image, got {roi!r}")
+        return roi_mod.body_mask(array)
+    return roi_mod.check_mask(roi, array.shape)
+
+
+def _region_weights(mask: np.ndarray, factor: int, full: api.EncodeStats, background_weight: float) -> np.ndarray:
+    """Per code cell weights of the coded slices (pieces, if the slices were cut)."""
+    planes = mask.reshape((-1,) + mask.shape[-2:])
+    grid = prep.piece_grid(planes.shape[1], planes.shape[2], factor)
+    planes = planes if grid is None else prep.to_pieces(planes, *grid)
+    return roi_mod.cell_weights(planes, factor, full.cell_sse.shape[2:], background_weight)
+
+
+def _network_reaches(array, full: api.EncodeStats, full_path, psnr: float, mask) -> bool:
+    """Whether all learned iterations reach the PSNR (inside the region, if any)."""
+    if mask is None:
+        return max(full.psnr_per_iteration) >= psnr
+    return roi_mod.psnr_inside(array, api.decompress(full_path)[0], mask) >= psnr
+
+
+def _uniform_prefix(array, full: api.EncodeStats, full_path, bpp, psnr) -> tuple[int, int | None]:
+    """(k, bytes) of the uniform candidate: the fewest iterations reaching the PSNR, or the
+    most fitting the rate; (0, None) if none fits."""
+    sizes = container.prefix_sizes(full_path)
+    if psnr is not None:
+        k = next((k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr), len(sizes))
+        return k, sizes[k - 1]
+    fits = [k for k, size in enumerate(sizes, 1) if size <= bpp * array.size / 8.0]
+    return (fits[-1], sizes[fits[-1] - 1]) if fits else (0, None)
 
 
 def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, mask=None, weights=None,
@@ -169,6 +187,7 @@ def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, mask=
     else:
         target = bpp * array.size  # bits allowed
         goal = target * (1 - BPP_TOLERANCE / 2)  # aim inside the tolerance band
+
     def encode(plan):
         return api.compress(array, path, iterations=max(1, int(plan.counts.max())), tiles=plan,
                             overwrite=True, **kwargs)
