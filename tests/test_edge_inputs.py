@@ -48,11 +48,16 @@ def test_non_orthogonal_direction_is_kept(tmp_path, tiny_model_id):
 def test_encoding_is_deterministic_across_runs_and_thread_counts(tmp_path, tiny_checkpoints):
     code = ("import numpy as np, medcodec, sys; "
             "a = (np.arange(3 * 40 * 52).reshape(3, 40, 52) * 37 % 4096).astype(np.uint16); "
-            "medcodec.compress(a, sys.argv[1], iterations=3)")
-    env = dict(os.environ, MEDCODEC_CHECKPOINTS=str(tiny_checkpoints))
+            "medcodec.compress(a, sys.argv[1], iterations=3); "
+            # adaptive tiles over slices cut in pieces (MEDCODEC_MAX_PIECE_SIDE below)
+            "from medcodec.container import TileMap; "
+            "t = TileMap(1, (np.arange(3 * 4 * 2 * 2) % 4).reshape(12, 2, 2).astype(np.uint8)); "
+            "medcodec.compress(a, sys.argv[1] + '.t', iterations=3, tiles=t)")
+    env = dict(os.environ, MEDCODEC_CHECKPOINTS=str(tiny_checkpoints), MEDCODEC_MAX_PIECE_SIDE="32")
     runs = [("a.mlc", env), ("b.mlc", env),
             ("c.mlc", dict(env, XLA_FLAGS="--xla_cpu_multi_thread_eigen=false"))]
     for name, e in runs:
         subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], env=e, check=True, timeout=300)
-    data = [(tmp_path / n).read_bytes() for n, _ in runs]
-    assert data[0] == data[1] == data[2]
+    for suffix in ("", ".t"):
+        data = [(tmp_path / (n + suffix)).read_bytes() for n, _ in runs]
+        assert data[0] == data[1] == data[2]
