@@ -77,8 +77,6 @@ def cmd_encode(args) -> int:
     common = dict(geometry=geometry, metadata=metadata, model_id=args.model, overwrite=args.force)
     target = {k: getattr(args, k) for k in ("bpp", "ratio", "psnr") if getattr(args, k) is not None}
     max_error = 0 if args.lossless else args.max_error
-    if target and args.iterations:
-        raise InputError("--iterations cannot be combined with --bpp/--ratio/--psnr, which choose it")
     if (args.roi or args.background_weight != DEFAULT_BACKGROUND_WEIGHT) and not target:
         raise InputError("--roi/--background-weight apply to --bpp/--ratio/--psnr")
     if args.uniform and not target:
@@ -91,7 +89,7 @@ def cmd_encode(args) -> int:
             from .imagefiles import read_image as _read
 
             roi = from_sitk(_read(roi, None))[0]
-        stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi,
+        stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi, iterations=args.iterations,
                             background_weight=args.background_weight, **target, **common)
     else:
         from .ratecontrol import default_iterations
@@ -228,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     only = rate.add_mutually_exclusive_group()
     rate.add_argument("--iterations", "-k", type=_positive_int,
                       help="learned iterations: more = more bits, higher quality (default 8; "
-                           "2 under --max-error/--lossless)")
+                           "2 under --max-error/--lossless). With --bpp/--ratio/--psnr: the most any tile "
+                           "gets (default 16); decode time grows with it")
     only.add_argument("--bpp", type=_positive_float,
                       help="best quality at a rate <= B bits per voxel (file bytes), within 5%% below B")
     only.add_argument("--ratio", type=_positive_float, help="compression ratio >= R (e.g. 10 for 10:1)")

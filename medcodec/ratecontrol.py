@@ -67,7 +67,9 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
 
     bpp: the best quality at a rate <= B (within 5 % of B where the model's range allows);
     ratio: original bytes / file bytes >= R (same, as a rate); psnr: >= DB at the least rate.
-    ``adaptive`` False keeps one iteration count for the whole image. ``roi``: "auto" (body
+    ``adaptive`` False keeps one iteration count for the whole image. ``iterations`` caps
+    the counts (decoding runs the network for the largest count over the whole slice, so
+    the cap bounds decode time; default: the model's maximum). ``roi``: "auto" (body
     mask, :func:`medcodec.roi.body_mask`) or a label image (nonzero = inside): tiles weigh
     errors outside it by ``background_weight`` and a PSNR target holds inside it (adaptive
     only). ``kwargs`` go to :func:`medcodec.api.compress` (geometry, metadata, model_id,
@@ -80,9 +82,9 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     if len(given) != 1:
         raise InputError("give exactly one of bpp, ratio, psnr")
     name, value = given[0]
-    if kwargs.get("max_error") is not None or kwargs.get("iterations") is not None:
-        raise InputError(f"a {name} target chooses the iterations and the error bound itself; "
-                         "do not combine it with iterations or max_error")
+    if kwargs.get("max_error") is not None:
+        raise InputError(f"a {name} target chooses the error bound itself; do not combine it with max_error")
+    cap = kwargs.get("iterations")
     kwargs = {k: v for k, v in kwargs.items() if k not in ("max_error", "iterations", "tiles")}
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise InputError(f"{name} must be a positive number, got {value!r}")
@@ -92,9 +94,12 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     mask = _region_mask(roi, array, adaptive)
     path = check_output(path, overwrite)
     model = checkpoint.load(kwargs.get("model_id"))
+    max_it = model.config.max_iterations
+    if cap is not None and (not isinstance(cap, (int, np.integer)) or not 1 <= cap <= max_it):
+        raise InputError(f"iterations (the cap under a {name} target) must be from 1 to {max_it}, got {cap!r}")
     full_path, tiled_path = temporary_sibling(path), temporary_sibling(path)
     try:
-        full = api.compress(array, full_path, iterations=model.config.max_iterations, overwrite=True, **kwargs)
+        full = api.compress(array, full_path, iterations=int(cap or max_it), overwrite=True, **kwargs)
         if psnr is not None and not _network_reaches(array, full, full_path, psnr, mask):
             stats = _with_residual(array, path, psnr, full, full_path, overwrite, mask=mask, **kwargs)
             if mask is not None:  # the bound holds everywhere; report the region too

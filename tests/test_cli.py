@@ -139,8 +139,11 @@ def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, c
     assert "bound 3" in capsys.readouterr().out
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "r.mlc"), "--ratio", "8"]) == 0
     assert float(capsys.readouterr().out.split("ratio ")[1].split(":")[0]) >= 8.0
-    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x.mlc"), "--ratio", "8", "-k", "3"]) == 2
-    assert "cannot be combined" in capsys.readouterr().err
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x.mlc"), "--ratio", "8", "-k", "2", "--json"]) == 0
+    capped = json.loads(capsys.readouterr().out)  # -k caps the tile counts under a target
+    assert capped["iterations"] <= 2 and capped["ratio"] >= 8.0
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x2.mlc"), "--ratio", "8", "-k", "99"]) == 2
+    assert "cap" in capsys.readouterr().err
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "t.mlc"), "--ratio", "8", "--roi", "auto",
                  "--background-weight", "0.2", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)

@@ -42,6 +42,8 @@ def test_unreachable_and_bad_targets(tmp_path, tiny_model_id, ct):
         ratecontrol.compress_to(ct, tmp_path / "x.mlc", bpp=1.0, psnr=40.0)
     with pytest.raises(InputError, match="do not combine"):
         ratecontrol.compress_to(ct, tmp_path / "x.mlc", psnr=40.0, max_error=2)
+    with pytest.raises(InputError, match="cap"):
+        ratecontrol.compress_to(ct, tmp_path / "x.mlc", bpp=1.0, iterations=0)
     with pytest.raises(InputError, match="positive"):
         ratecontrol.compress_to(ct, tmp_path / "x.mlc", ratio=-3)
     assert not list(tmp_path.iterdir())
