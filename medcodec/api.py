@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import container, entropy, prep, residual
+from . import tiles as tiles_mod
 from .errors import (ContainerError, InputError, MedcodecError, ModelMismatchError,
                      ReconstructionMismatchError)
 from .imagefiles import Geometry
@@ -118,29 +119,6 @@ def _check_tiles(tiles: container.TileMap | None, n: int, gh: int, gw: int, what
     if tiles.cells < 1 or tuple(tiles.counts.shape) != want:
         raise InputError(f"{what}: tile counts of shape {tuple(tiles.counts.shape)} with {tiles.cells}-cell "
                          f"tiles do not fit {n} slices of {gh}x{gw} code cells (want {want})")
-
-
-def tile_summary(cell_sse: np.ndarray, tiles: container.TileMap | None, cells: int, factor: int,
-                 valid_pixels: np.ndarray) -> dict:
-    """Tile size, iteration counts and the worst tile's PSNR (peak = window span) from the
-    final squared error per code cell (S, gh, gw) and the real pixels per cell."""
-    s, gh, gw = cell_sse.shape
-    ty, tx = -(-gh // cells), -(-gw // cells)
-
-    def per_tile(a):
-        padded = np.zeros((s, ty * cells, tx * cells))
-        padded[:, :gh, :gw] = a
-        return padded.reshape(s, ty, cells, tx, cells).sum(axis=(2, 4))
-
-    sse, pixels = per_tile(cell_sse), per_tile(np.broadcast_to(valid_pixels, cell_sse.shape))
-    with np.errstate(divide="ignore"):
-        psnr = np.where(sse > 0, 10 * np.log10(pixels / np.maximum(sse, 1e-30)), np.inf)
-    counts = tiles.counts if tiles is not None else None
-    return {"tile_pixels": cells * factor, "tiles": int(sse.size),
-            "min_iterations": int(counts.min()) if counts is not None else None,
-            "max_iterations": int(counts.max()) if counts is not None else None,
-            "mean_iterations": float(counts.mean()) if counts is not None else None,
-            "worst_tile_psnr": float(psnr[pixels > 0].min())}
 
 
 def _check_max_error(max_error, array: np.ndarray) -> int | None:
@@ -255,7 +233,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
         max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=per_iter,
         model_id=model.model_id, error_bound=max_error, cell_sse=cell_sse,
-        tiles=None if tiles is None else tile_summary(cell_sse[-1], tiles, tiles.cells, f, valid))
+        tiles=None if tiles is None else tiles_mod.summary(cell_sse[-1], tiles, f, valid))
 
 
 def _valid_pixels(height: int, width: int, factor: int, gh: int, gw: int) -> np.ndarray:

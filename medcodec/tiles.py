@@ -134,3 +134,16 @@ def plan_for_distortion(c: Costs, max_distortion: float) -> TileMap:
     (the best reachable if none is)."""
     counts = _edge(c, lambda k: _total_distortion(c, k) <= max_distortion, ok_at_high_lambda=False)
     return TileMap(c.cells, counts.astype(np.uint8))
+
+
+def summary(cell_sse: np.ndarray, tiles: TileMap, factor: int, valid_pixels: np.ndarray) -> dict:
+    """Tile size, iteration counts and the worst tile's PSNR (peak = window span) from the
+    final squared error per code cell (S, gh, gw) and the real pixels per cell (gh, gw)."""
+    sse = _per_tile(cell_sse, tiles.cells)
+    pixels = _per_tile(np.broadcast_to(valid_pixels, cell_sse.shape), tiles.cells)
+    with np.errstate(divide="ignore"):
+        psnr = np.where(sse > 0, 10 * np.log10(pixels / np.maximum(sse, 1e-30)), np.inf)
+    counts = tiles.counts
+    return {"tile_pixels": tiles.cells * factor, "tiles": int(sse.size), "min_iterations": int(counts.min()),
+            "max_iterations": int(counts.max()), "mean_iterations": float(counts.mean()),
+            "worst_tile_psnr": float(psnr[pixels > 0].min())}
