@@ -52,15 +52,19 @@ def main(argv=None) -> int:
     p.add_argument("--uniform", action="store_true",
                    help="also run the rate targets with one count per image (the same points as the "
                         "prefixes of rd_medcodec.csv, so off by default)")
+    p.add_argument("--bpp-targets", type=float, nargs="*", default=list(BPP_TARGETS))
+    p.add_argument("--psnr-targets", type=float, nargs="*", default=list(PSNR_TARGETS))
+    p.add_argument("--merge", action="store_true",
+                   help="keep the rows of an existing CSV that this run does not redo")
     args = p.parse_args(argv)
     out = Path(args.out) / "rd_adaptive.csv"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for e, array in evaluation_images(args.images):
             for uniform in (False, True) if args.uniform else (False,):
-                targets = [{"bpp": b} for b in BPP_TARGETS]
+                targets = [{"bpp": b} for b in args.bpp_targets]
                 if not uniform:  # PSNR targets beyond the network take the same residual path either way
-                    targets += [{"psnr": q} for q in PSNR_TARGETS]
+                    targets += [{"psnr": q} for q in args.psnr_targets]
                 for target in targets:
                     try:
                         row = run(e.name, e.modality, array, Path(tmp), uniform, **target)
@@ -70,6 +74,12 @@ def main(argv=None) -> int:
                     rows.append(row)
                     print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                           flush=True)
+    if args.merge and out.exists():
+        redone = {(r["image"], r["codec"], r["target"]) for r in rows}
+        with open(out) as f:
+            old = [r for r in csv.DictReader(line for line in f if not line.startswith("#"))
+                   if (r["image"], r["codec"], r["target"]) not in redone]
+        rows = old + rows
     with open(out, "w", newline="") as f:
         f.write(f"# {machine_description()}\n")
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -13,7 +13,10 @@ candidates:
   lands within :data:`BPP_TOLERANCE` below the rate target (or meets the PSNR target) -
   at most :data:`MAX_PASSES` encodes.
 
-The smaller file that meets a PSNR target, or the larger one within a rate budget, is kept.
+For a PSNR target on an integer image a third candidate is the bounded-error residual layer
+over a few learned iterations (:func:`_with_residual`); it is also how targets beyond the
+network's reach are met. The smallest file that meets a PSNR target, or the best quality
+within a rate budget, is kept.
 Rates are counted from the bytes of the real file; PSNR uses the image's own dynamic range
 (max - min) as peak, as the benchmarks do.
 
@@ -97,39 +100,54 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     max_it = model.config.max_iterations
     if cap is not None and (not isinstance(cap, (int, np.integer)) or not 1 <= cap <= max_it):
         raise InputError(f"iterations (the cap under a {name} target) must be from 1 to {max_it}, got {cap!r}")
-    full_path, tiled_path = temporary_sibling(path), temporary_sibling(path)
+    temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual")}
+    full_path = temps["full"]
     try:
         full = api.compress(array, full_path, iterations=int(cap or max_it), overwrite=True, **kwargs)
-        if psnr is not None and not _network_reaches(array, full, full_path, psnr, mask):
-            stats = _with_residual(array, path, psnr, full, full_path, overwrite, mask=mask, **kwargs)
-            if mask is not None:  # the bound holds everywhere; report the region too
-                stats.psnr_roi = roi_mod.psnr_inside(array, api.decompress(path)[0], mask)
-            return stats
-        k, uniform_bytes = _uniform_prefix(array, full, full_path, bpp, psnr)
-        if k == 0 and not adaptive:
-            one = 8.0 * container.prefix_sizes(full_path)[0] / array.size
-            raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
-                             f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
-        if mask is not None and psnr is not None:  # the uniform prefix knows no region:
-            k, uniform_bytes = full.iterations, None  # tiles, else (fallback) every iteration
-        elif mask is not None:
-            uniform_bytes = None
-        if adaptive:
-            weights = None if mask is None else _region_weights(mask, model.config.factor, full, background_weight)
-            tiled = _adaptive(array, tiled_path, full, full_path, bpp=bpp, psnr=psnr, mask=mask,
-                              weights=weights, **kwargs)
-            if tiled is not None and (uniform_bytes is None or (
-                    tiled.bytes < uniform_bytes if psnr is not None else tiled.bytes > uniform_bytes)):
-                container.move_into_place(tiled_path, path, overwrite)
-                tiled.path = str(path)
-                return tiled
-        if not k:
+        candidates = []  # (stats, temporary file) meeting the target
+        reaches = psnr is None or _network_reaches(array, full, full_path, psnr, mask)
+        if reaches:
+            k, _ = _uniform_prefix(array, full, full_path, bpp, psnr)
+            if mask is not None and psnr is not None:
+                k = full.iterations  # the uniform prefix knows no region: all iterations
+            if k == 0 and not adaptive:
+                one = 8.0 * container.prefix_sizes(full_path)[0] / array.size
+                raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
+                                 f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
+            if k and mask is None:  # with a region only tiles know what matters
+                container.truncate(full_path, temps["uniform"], k, overwrite=True)
+                candidates.append((_stats_of(temps["uniform"], array, full, k), temps["uniform"]))
+            if adaptive:
+                weights = None if mask is None else _region_weights(mask, model.config.factor, full, background_weight)
+                tiled = _adaptive(array, temps["tiles"], full, full_path, bpp=bpp, psnr=psnr, mask=mask,
+                                  weights=weights, **kwargs)
+                if tiled is not None:
+                    candidates.append((tiled, temps["tiles"]))
+            if mask is not None and psnr is not None and not candidates:
+                container.truncate(full_path, temps["uniform"], k, overwrite=True)
+                candidates.append((_stats_of(temps["uniform"], array, full, k), temps["uniform"]))
+        if psnr is not None and array.dtype.kind in "iu":
+            # the residual layer over a few learned iterations may be cheaper even where the
+            # network alone reaches the target: the split is chosen by measured rate
+            candidates.append((_with_residual(array, temps["residual"], psnr, full, full_path, True,
+                                              mask=mask, **kwargs), temps["residual"]))
+        if not candidates:
+            if psnr is not None:
+                raise InputError(f"PSNR {psnr:g} dB is beyond the model's {max(full.psnr_per_iteration):.2f} dB "
+                                 f"and float images have no bounded-error layer; ask for less")
             raise InputError(f"{name} {value:g} is out of reach: the smallest file this model writes "
                              f"takes more; ask for a higher rate or a lower ratio")
-        container.truncate(full_path, path, k, overwrite=overwrite)
-        return _stats_of(Path(path), array, full, k)
+        if psnr is not None:  # the smallest file meeting the target
+            best, best_path = min(candidates, key=lambda c: c[0].bytes)
+        else:  # all fit the budget: the best quality (inside the region, if any)
+            best, best_path = max(candidates, key=lambda c: c[0].psnr if c[0].psnr_roi is None else c[0].psnr_roi)
+        container.move_into_place(best_path, path, overwrite)
+        best.path = str(path)
+        if mask is not None and best.psnr_roi is None:
+            best.psnr_roi = roi_mod.psnr_inside(array, api.decompress(path)[0], mask)
+        return best
     finally:
-        for p in (full_path, tiled_path):
+        for p in temps.values():
             if os.path.exists(p):
                 os.unlink(p)
 
