@@ -7,9 +7,10 @@ and codec (linear interpolation between measured points; "-" outside a codec's r
 rate each codec needs for 45 dB (interpolated in log rate), the BD-rate of every codec
 against JPEG 2000 over their common PSNR range, and writes ``rd_compare.png`` (one panel per
 image) and ``rd_compare.md``. "medcodec" is uniform iterations (every prefix of one
-encode, ``rd_medcodec.csv``); "medcodec-tiles" / "medcodec-uniform" are the rate-control
-modes with and without adaptive tiles (``rd_adaptive.csv`` from ``rd_adaptive.py``, if
-present; their PSNR targets beyond the network use the residual layer).
+encode, ``rd_medcodec.csv``); "medcodec-tiles" are the learned layers with adaptive tiles
+(rate-control results without a residual layer) and "medcodec-ratecontrol" every
+rate-control result, whichever candidate won, residual layer included (``rd_adaptive.csv``
+from ``rd_adaptive.py``, if present).
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ def load(results: Path) -> dict:
         with open(results / name) as f:
             for r in csv.DictReader(line for line in f if not line.startswith("#")):
                 codec = r[codec_col] if codec_col else "medcodec"
-                curves[r["image"]][codec].append((float(r["bpp"]), float(r["psnr"])))
+                point = (float(r["bpp"]), float(r["psnr"]))
+                if name == "rd_adaptive.csv":  # every rate-control result, and the network-only ones
+                    curves[r["image"]]["medcodec-ratecontrol"].append(point)
+                    if r.get("error_bound"):
+                        continue
+                curves[r["image"]][codec].append(point)
     for image in curves:
         for codec, pts in curves[image].items():
             pts = sorted(p for p in pts if math.isfinite(p[1]))
