@@ -90,17 +90,27 @@ def _layout(cfg, height: int, width: int, n_slices: int):
     return hc, wc, gh, gw, batch
 
 
-def _base_batch(params, cfg, codes: np.ndarray, mask, height: int, width: int, window,
-                dtype: str, iteration_map=None) -> np.ndarray:
-    """The decoder's reconstruction of a batch of code arrays (k, batch, hc/F, wc/F, bits),
-    cropped and in the pixel type: exactly what decoding a file gives on this machine."""
+def _launch_decoder(params, cfg, codes: np.ndarray, mask, iteration_map=None):
+    """Start the decoder network on a batch of codes (k, batch, hc/F, wc/F, bits); JAX runs
+    it asynchronously, so the caller can entropy-decode the next batch meanwhile."""
     import jax.numpy as jnp
 
     from .model import codec
 
     imap = None if iteration_map is None else jnp.asarray(iteration_map)
-    rec = codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask, iteration_map=imap)
+    return codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=mask, iteration_map=imap)
+
+
+def _to_pixels(rec, height: int, width: int, window, dtype: str) -> np.ndarray:
+    """The decoder's output, cropped and in the pixel type (waits for it)."""
     return prep.denormalise(np.asarray(rec)[:, :height, :width, 0], window, dtype)
+
+
+def _base_batch(params, cfg, codes: np.ndarray, mask, height: int, width: int, window,
+                dtype: str, iteration_map=None) -> np.ndarray:
+    """The decoder's reconstruction of a batch of code arrays (k, batch, hc/F, wc/F, bits),
+    cropped and in the pixel type: exactly what decoding a file gives on this machine."""
+    return _to_pixels(_launch_decoder(params, cfg, codes, mask, iteration_map), height, width, window, dtype)
 
 
 def _iteration_map(tiles: container.TileMap, slice_ids, batch: int, gh: int, gw: int,
@@ -289,6 +299,15 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             raise ModelMismatchError(str(e)) from e
         f = cfg.factor
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
+        def finish(start, stop, rec):
+            out[start:stop] = _to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: stop - start]
+            if reader.max_error is not None and k == h.iterations:
+                for i in range(start, stop):
+                    out[i] = _apply_residual(reader, wanted[i], out[i], path)
+            if progress:  # in image slices
+                progress((stop - start) / per)
+
+        pending = None  # the batch whose network is running while the next one is entropy-decoded
         for start, stop in _batches(len(wanted), batch):
             codes = np.zeros((k, batch, hc // f, wc // f, cfg.bits), np.int8)
             ids = wanted[start:stop]
@@ -296,13 +315,12 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             chunks = [[reader.read_codes(i, t) for t in range(k)] for i in ids]
             codes[:, : stop - start, :gh, :gw] = entropy.decode_slices(
                 chunks, (gh, gw, cfg.bits), None if imap is None else imap[: stop - start, :gh, :gw, 0]).swapaxes(0, 1)
-            base = _base_batch(params, cfg, codes, mask, h.height, h.width, h.window, h.pixel_type, imap)
-            out[start:stop] = base[: stop - start]
-            if reader.max_error is not None and k == h.iterations:
-                for i in range(start, stop):
-                    out[i] = _apply_residual(reader, wanted[i], out[i], path)
-            if progress:  # in image slices
-                progress((stop - start) / per)
+            launched = (start, stop, _launch_decoder(params, cfg, codes, mask, imap))
+            if pending is not None:
+                finish(*pending)
+            pending = launched
+        if pending is not None:
+            finish(*pending)
         if k == h.iterations and slices is None:
             reader.verify_end()
     if h.grid is not None:
