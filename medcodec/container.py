@@ -120,8 +120,10 @@ class TileMap:
 
     def cell_counts(self, grid_h: int, grid_w: int) -> np.ndarray:
         """Per code cell counts (slices, grid_h, grid_w), int32."""
-        c = np.repeat(np.repeat(self.counts.astype(np.int32), self.cells, axis=1), self.cells, axis=2)
-        return c[:, :grid_h, :grid_w]
+        # by index, not np.repeat: a forged tile size must not allocate beyond the grid
+        rows = np.minimum(np.arange(grid_h) // self.cells, self.counts.shape[1] - 1)
+        cols = np.minimum(np.arange(grid_w) // self.cells, self.counts.shape[2] - 1)
+        return self.counts.astype(np.int32)[:, rows][:, :, cols]
 
     def encode(self) -> bytes:
         s, ty, tx = self.counts.shape

@@ -72,6 +72,13 @@ def test_tile_chunk_round_trip_version_and_truncation(tmp_path):
     assert container.Reader(tmp_path / "u.mlc").version == (1, 1)
 
 
+def test_huge_forged_tile_size_allocates_only_the_grid():
+    tm = container.TileMap(65535, np.full((2, 1, 1), 3, np.uint8))
+    assert tm.cell_counts(7, 6).shape == (2, 7, 6) and tm.cell_counts(7, 6).max() == 3
+    tm = container.TileMap(3, np.arange(6, dtype=np.uint8).reshape(1, 2, 3))
+    np.testing.assert_array_equal(tm.cell_counts(4, 7)[0], [[0, 0, 0, 1, 1, 1, 2]] * 3 + [[3, 3, 3, 4, 4, 4, 5]])
+
+
 def test_golden_v1_2_bytes(tmp_path):
     """The 1.2 layout with a TILE chunk is frozen (regenerate only with a format change)."""
     p = tmp_path / "g.mlc"
