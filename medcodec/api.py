@@ -228,7 +228,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
                 # verified by decoding the stream, as a reader will
                 recon[start + s] = residual.decode_slice(base[s], resid[-1][2], max_error)
         if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
-            progress((stop - start) / (n // n_image))
+            per = n // n_image
+            progress((stop - start) / per if per > 1 else stop - start)
     decoded = (recon if grid is None else prep.from_pieces(recon, grid[0], grid[1], full_h, full_w)).reshape(array.shape)
     if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected
         raise MedcodecError(f"internal error: the residual layer missed the bound {max_error}; "
@@ -305,7 +306,7 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
                 for i in range(start, stop):
                     out[i] = _apply_residual(reader, wanted[i], out[i], path)
             if progress:  # in image slices
-                progress((stop - start) / per)
+                progress((stop - start) / per if per > 1 else stop - start)
 
         pending = None  # the batch whose network is running while the next one is entropy-decoded
         for start, stop in _batches(len(wanted), batch):

@@ -51,9 +51,10 @@ _non_negative_int = _number(int, lambda v: v >= 0, "0 or more")
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
-def _progress(total: int, quiet: bool, desc: str):
-    """A tqdm bar on stderr for multi-slice work; returns (callback, close)."""
-    if quiet or total <= 1:
+def _progress(total: int | None, quiet: bool, desc: str):
+    """A tqdm bar on stderr for multi-slice work (total None: a counter, for work whose
+    length is not known ahead, like rate control's encodes); returns (callback, close)."""
+    if quiet or (total is not None and total <= 1):
         return None, lambda: None
     from tqdm import tqdm
 
@@ -89,8 +90,13 @@ def cmd_encode(args) -> int:
             from .imagefiles import read_image as _read
 
             roi = from_sitk(_read(roi, None))[0]
-        stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi, iterations=args.iterations,
-                            background_weight=args.background_weight, **target, **common)
+        # several encodes (full, tile plans, residual candidates): a counter of slices coded
+        update, close = _progress(None, args.quiet, "encode (rate control)")
+        try:
+            stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi, iterations=args.iterations,
+                                background_weight=args.background_weight, progress=update, **target, **common)
+        finally:
+            close()
     else:
         from .ratecontrol import default_iterations
 

@@ -94,6 +94,8 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     array = prep.check_array(array)
     if name == "ratio":
         bpp = 8.0 * array.dtype.itemsize / value
+    if not (isinstance(background_weight, (int, float)) and 0 <= background_weight <= 1):
+        raise InputError(f"background weight must be within 0..1, got {background_weight!r}")
     mask = _region_mask(roi, array, adaptive)
     path = check_output(path, overwrite)
     model = checkpoint.load(kwargs.get("model_id"))

@@ -71,5 +71,7 @@ def test_rate_control_with_a_region(tmp_path, tiny_model_id, rng):
     assert st.error_bound is not None and roi.psnr_inside(img, decoded, mask) >= reach + 10
     st = ratecontrol.compress_to(img, tmp_path / "b.mlc", bpp=0.3, roi="auto")
     assert st.psnr_roi is not None and st.bpp <= 0.3
+    with pytest.raises(InputError, match="0..1"):  # refused before any encoding
+        ratecontrol.compress_to(img, tmp_path / "w.mlc", bpp=0.3, roi="auto", background_weight=-1)
     with pytest.raises(InputError, match="adaptive"):
         ratecontrol.compress_to(img, tmp_path / "u.mlc", bpp=0.3, roi="auto", adaptive=False)
