@@ -8,7 +8,9 @@ file that does not end in ``.mlc`` goes to SimpleITK untouched.
 
 Rate or quality when writing, from ``compressor`` (comma-separated, optionally prefixed
 ``medcodec:``): ``iterations=K``, ``bpp=B``, ``ratio=R``, ``psnr=DB``, ``max_error=E`` (with
-``iterations=K`` for its base), ``lossless``. Without a rate or quality option the iteration
+``iterations=K`` for its base), ``lossless``; with bpp/ratio/psnr also ``roi=auto`` (body
+mask gets the target, background less), ``background_weight=W`` and ``uniform`` (no
+adaptive tiles). Without a rate or quality option the iteration
 count is ``compressionLevel=K`` (1..model maximum), the environment variable
 ``MEDCODEC_ITERATIONS``, then 8. Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
 as SimpleITK users expect (and a ``MedcodecError``).
@@ -60,7 +62,7 @@ def _sitk_errors(fn):
 
 
 _NUMBER_OPTIONS = {"iterations": int, "k": int, "max_error": int, "bpp": float, "ratio": float,
-                   "psnr": float}
+                   "psnr": float, "background_weight": float}
 
 
 def write_options(compressor: str = "", level: int = -1) -> dict:
@@ -72,6 +74,10 @@ def write_options(compressor: str = "", level: int = -1) -> dict:
         key, _, value = (x.strip() for x in part.partition("="))
         if key == "lossless" and not value:
             opts["max_error"] = 0
+        elif key == "uniform" and not value:
+            opts["adaptive"] = False
+        elif key == "roi" and value == "auto":
+            opts["roi"] = "auto"
         elif key in _NUMBER_OPTIONS and value:
             try:
                 opts["iterations" if key == "k" else key] = _NUMBER_OPTIONS[key](value)
@@ -79,8 +85,13 @@ def write_options(compressor: str = "", level: int = -1) -> dict:
                 raise MedcodecSitkError(f"compressor option {part!r}: {key} must be a number")
         else:
             raise MedcodecSitkError(f"unknown compressor option {part!r}; use iterations=K, bpp=B, "
-                                    "ratio=R, psnr=DB, max_error=E or lossless")
-    if not {"iterations", "bpp", "ratio", "psnr"} & set(opts):
+                                    "ratio=R, psnr=DB, max_error=E or lossless (with a target also "
+                                    "roi=auto, background_weight=W, uniform)")
+    targeted = {"bpp", "ratio", "psnr"} & set(opts)
+    if {"roi", "background_weight", "adaptive"} & set(opts) and not targeted:
+        raise MedcodecSitkError("compressor options roi, background_weight and uniform need a bpp, ratio "
+                                "or psnr target")
+    if not targeted and "iterations" not in opts:
         opts["iterations"] = _default_iterations(level)
     return opts
 

@@ -83,6 +83,10 @@ def test_sitk_image_round_trip(tmp_path, tiny_model_id, ct_small_path):
     assert out.GetOrigin() == img.GetOrigin() and out.GetDirection() == img.GetDirection()
     assert out.GetPixelID() == img.GetPixelID()
     assert out.GetMetaData("0008|0060") == img.GetMetaData("0008|0060")
+    st = medcodec.write(img, tmp_path / "r.mlc", psnr=10.0, roi="auto", background_weight=0.2)
+    assert st.psnr_roi is not None and st.psnr_roi >= 10.0
+    with pytest.raises(InputError, match="need a bpp"):
+        medcodec.write(img, tmp_path / "x.mlc", iterations=2, roi="auto")
 
 
 def test_info_needs_no_decoding(tmp_path, tiny_model_id, rng):

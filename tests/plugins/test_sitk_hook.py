@@ -208,7 +208,10 @@ def test_write_options_parse_rate_and_quality(monkeypatch):
     assert write_options("max_error=2, iterations=4") == {"max_error": 2, "iterations": 4}
     assert write_options("psnr=45") == {"psnr": 45.0}
     assert write_options("bpp=0.5") == {"bpp": 0.5} and write_options("ratio=12") == {"ratio": 12.0}
-    for bad in ("psnr=high", "quality=9"):
+    assert write_options("psnr=40, roi=auto, background_weight=0.2") == {
+        "psnr": 40.0, "roi": "auto", "background_weight": 0.2}
+    assert write_options("bpp=1,uniform") == {"bpp": 1.0, "adaptive": False}
+    for bad in ("psnr=high", "quality=9", "roi=auto", "roi=maybe,bpp=1", "uniform=3"):
         with pytest.raises(MedcodecSitkError):
             write_options(bad)
 
