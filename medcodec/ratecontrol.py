@@ -262,7 +262,7 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
     originals = array.reshape((-1,) + array.shape[-2:])
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
     allowed_sse = int(inside.sum()) * (peak / 10 ** (target_db / 20)) ** 2
-    guaranteed = int(math.floor(peak / 10 ** (target_db / 20)))
+    guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), 65535)  # the format's largest E
     sizes = container.prefix_sizes(full_path)
     best = None  # (bytes, k, E)
     for k in (k for k in RESIDUAL_BASES if k <= len(sizes)):
