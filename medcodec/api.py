@@ -118,7 +118,9 @@ def _iteration_map(tiles: container.TileMap, slice_ids, batch: int, gh: int, gw:
     """Per code cell counts of some slices as the network's (batch, hc/F, wc/F, 1) int32
     map; bucket padding and unused batch rows get 0."""
     out = np.zeros((batch,) + coded_grid + (1,), np.int32)
-    out[: len(slice_ids), :gh, :gw, 0] = tiles.cell_counts(gh, gw)[list(slice_ids)] if len(slice_ids) else 0
+    ids = list(slice_ids)
+    if ids:  # only these slices' counts: per batch, not the whole volume's
+        out[: len(ids), :gh, :gw, 0] = container.TileMap(tiles.cells, tiles.counts[ids]).cell_counts(gh, gw)
     return out
 
 
@@ -215,7 +217,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
         codes[:, :, :, gw:] = 0
         m = stop - start
         sq0 = np.square(x[:m]) * pixel_mask[:m, ..., 0]  # error of reconstruction 0 (all zeros)
-        cell_sse[0, start:stop] = sq0.reshape(m, hc // f, f, wc // f, f).sum(axis=(2, 4))[:, :gh, :gw]
+        cell_sse[0, start:stop] = prep.block_sums(sq0, f)[:, :gh, :gw]
         cell_sse[1:, start:stop] = np.asarray(err)[:, :m, :gh, :gw]
         recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
                                              window, array.dtype.name)
@@ -238,20 +240,13 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     nbytes = container.write(path, header, packed, overwrite=overwrite, residual=layer, tiles=tiles)
     mse_norm = cell_sse[1:].sum(axis=(1, 2, 3), dtype=np.float64) / array.size
     per_iter = [10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse_norm]
-    valid = _valid_pixels(height, width, f, gh, gw)
     return EncodeStats(
         path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
         ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
         max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=per_iter,
         model_id=model.model_id, error_bound=max_error, cell_sse=cell_sse,
-        tiles=None if tiles is None else tiles_mod.summary(cell_sse[-1], tiles, f, valid))
-
-
-def _valid_pixels(height: int, width: int, factor: int, gh: int, gw: int) -> np.ndarray:
-    """Real (not padding) pixels in each code cell, (gh, gw)."""
-    rows = np.minimum(factor, height - factor * np.arange(gh))
-    cols = np.minimum(factor, width - factor * np.arange(gw))
-    return np.outer(rows, cols).astype(np.float64)
+        tiles=None if tiles is None else tiles_mod.summary(cell_sse[-1], tiles, f,
+                                                           prep.block_sums(np.ones((height, width)), f)))
 
 
 def _residual_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[int, int, bytes]:

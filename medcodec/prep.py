@@ -74,6 +74,17 @@ def pad_slices(slices: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(slices, ((0, 0), (0, height - y), (0, width - x)), mode="edge")
 
 
+def block_sums(a: np.ndarray, block: int) -> np.ndarray:
+    """Sums over block x block squares of the last two axes, (..., H, W) -> (..., ceil(H/b),
+    ceil(W/b)); partial squares at the edges sum what they hold. Code cells (block = the
+    model's stride) and tiles (block = cells per tile) both use it."""
+    *lead, h, w = a.shape
+    gh, gw = -(-h // block), -(-w // block)
+    padded = np.zeros((*lead, gh * block, gw * block), np.float64)
+    padded[..., :h, :w] = a
+    return padded.reshape(*lead, gh, block, gw, block).sum(axis=(-3, -1))
+
+
 def batch_size_for(height: int, width: int, budget_pixels: int = 4 * 512 * 512) -> int:
     """Slices per compiled batch: a power of two keeping a batch near ``budget_pixels``."""
     n = max(1, budget_pixels // (height * width))

@@ -109,7 +109,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
         candidates = []  # (stats, temporary file) meeting the target
         reaches = psnr is None or _network_reaches(array, full, full_path, psnr, mask)
         if reaches:
-            k, _ = _uniform_prefix(array, full, full_path, bpp, psnr)
+            k = _uniform_prefix(array, full, full_path, bpp, psnr)
             if mask is not None and psnr is not None:
                 k = full.iterations  # the uniform prefix knows no region: all iterations
             if k == 0 and not adaptive:
@@ -182,15 +182,13 @@ def _network_reaches(array, full: api.EncodeStats, full_path, psnr: float, mask)
     return roi_mod.psnr_inside(array, api.decompress(full_path)[0], mask) >= psnr
 
 
-def _uniform_prefix(array, full: api.EncodeStats, full_path, bpp, psnr) -> tuple[int, int | None]:
-    """(k, bytes) of the uniform candidate: the fewest iterations reaching the PSNR, or the
-    most fitting the rate; (0, None) if none fits."""
-    sizes = container.prefix_sizes(full_path)
+def _uniform_prefix(array, full: api.EncodeStats, full_path, bpp, psnr) -> int:
+    """Iterations of the uniform candidate: the fewest reaching the PSNR, or the most
+    fitting the rate; 0 if none fits."""
     if psnr is not None:
-        k = next((k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr), len(sizes))
-        return k, sizes[k - 1]
-    fits = [k for k, size in enumerate(sizes, 1) if size <= bpp * array.size / 8.0]
-    return (fits[-1], sizes[fits[-1] - 1]) if fits else (0, None)
+        return next((k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr), full.iterations)
+    fits = [k for k, size in enumerate(container.prefix_sizes(full_path), 1) if size <= bpp * array.size / 8.0]
+    return fits[-1] if fits else 0
 
 
 def _adaptive(array, path, full: api.EncodeStats, full_path, *, bpp, psnr, mask=None, weights=None,
@@ -248,16 +246,14 @@ RESIDUAL_BASES = (1, 2, 4, 8)  # learned iterations tried under a residual layer
 
 def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_path, overwrite: bool,
                    mask=None, **kwargs) -> api.EncodeStats:
-    """Meet a PSNR beyond the network's reach with the residual layer, choosing the split
+    """Meet a PSNR with the residual layer (integer images; beyond the network's reach, or
+    as a candidate cheaper than the network alone), choosing the split
     by rate: for each base of k learned iterations (decoded from the full encode's prefix),
     the largest error bound E whose measured PSNR (inside ``mask`` if given) meets the target
     (bisection; E <= rms error always does, since MSE <= E^2), then the (k, E) of the
     smallest file."""
     from . import residual
 
-    if array.dtype.kind not in "iu":
-        raise InputError(f"PSNR {target_db:g} dB is beyond the model's {max(full.psnr_per_iteration):.2f} dB "
-                         f"and float images have no bounded-error layer; ask for less")
     peak = float(array.max()) - float(array.min())
     originals = array.reshape((-1,) + array.shape[-2:])
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
@@ -289,11 +285,15 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
             best = (total, k, lo)
     _, k, e = best
     stats = api.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
-    decoded = api.decompress(path)[0]
-    if prep.psnr(array[inside.reshape(array.shape)], decoded[inside.reshape(array.shape)], peak=peak) < target_db:
+    region = inside.reshape(array.shape)
+    reached = prep.psnr(array[region], api.decompress(path)[0][region], peak=peak)
+    if reached < target_db:
         # pieces (GRID) are coded apart, so the trial above was an estimate: fall back to the
         # bound that guarantees the target
         stats = api.compress(array, path, iterations=k, max_error=guaranteed, overwrite=True, **kwargs)
+        reached = prep.psnr(array[region], api.decompress(path)[0][region], peak=peak)
+    if mask is not None:  # reported as the region's PSNR, measured on the decoded file
+        stats.psnr_roi = reached
     return stats
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .prep import block_sums, psnr
 
 CT_AIR_HU = -500.0
 DEFAULT_BACKGROUND_WEIGHT = 0.1
@@ -59,15 +60,10 @@ def cell_weights(mask: np.ndarray, factor: int, grid: tuple[int, int],
     outside fraction, over the cell's real pixels (cells with none get 0)."""
     if not 0 <= background_weight <= 1:
         raise InputError(f"background weight must be within 0..1, got {background_weight}")
-    m = mask.reshape((-1,) + mask.shape[-2:]).astype(np.float64)
-    s, h, w = m.shape
-    gh, gw = grid
-    inside = np.zeros((s, gh * factor, gw * factor))
-    real = np.zeros_like(inside)
-    inside[:, :h, :w] = m
-    real[:, :h, :w] = 1.0
-    cells = lambda a: a.reshape(s, gh, factor, gw, factor).sum(axis=(2, 4))  # noqa: E731
-    n_in, n_real = cells(inside), cells(real)
+    m = mask.reshape((-1,) + mask.shape[-2:])
+    n_in, n_real = block_sums(m, factor), block_sums(np.ones(m.shape[1:]), factor)
+    if n_real.shape != tuple(grid):
+        raise InputError(f"region of {m.shape[1:]} pixels does not give the {grid} code cells of the image")
     with np.errstate(invalid="ignore", divide="ignore"):
         frac_in = np.where(n_real > 0, n_in / np.maximum(n_real, 1), 0.0)
     return np.where(n_real > 0, frac_in + background_weight * (1 - frac_in), 0.0)
@@ -75,7 +71,5 @@ def cell_weights(mask: np.ndarray, factor: int, grid: tuple[int, int],
 
 def psnr_inside(reference: np.ndarray, test: np.ndarray, mask: np.ndarray) -> float:
     """PSNR inside the mask, with the whole image's peak (max - min) as in the benchmarks."""
-    from . import prep
-
     peak = float(reference.max()) - float(reference.min())
-    return prep.psnr(reference[mask], test[mask], peak=peak)
+    return psnr(reference[mask], test[mask], peak=peak)

@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 
 from .container import TileMap
+from .prep import block_sums
 
 TILE_CELLS = 2  # tile side in code cells: 32 pixels for the stride-16 model
 CHUNK_OVERHEAD_BYTES = 35  # per (slice, iteration) CODE chunk: header, CRC, prefix, index entry
@@ -41,16 +42,6 @@ class Costs:
         return self.distortion.shape[0] - 1
 
 
-def _per_tile(a: np.ndarray, cells: int) -> np.ndarray:
-    """(..., S, gh, gw) -> (..., S, ty, tx): sums over tiles of cells x cells (edge tiles
-    may be smaller)."""
-    *lead, gh, gw = a.shape
-    ty, tx = -(-gh // cells), -(-gw // cells)
-    padded = np.zeros((*lead, ty * cells, tx * cells), np.float64)
-    padded[..., :gh, :gw] = a
-    return padded.reshape(*lead, ty, cells, tx, cells).sum(axis=(-3, -1))
-
-
 def costs(cell_sse: np.ndarray, payload_bytes: np.ndarray, file_bytes: int, cells: int = TILE_CELLS,
           weights: np.ndarray | None = None) -> Costs:
     """Tile costs from a full encode: ``cell_sse`` (K+1, S, gh, gw), ``payload_bytes`` (S, K)
@@ -58,10 +49,10 @@ def costs(cell_sse: np.ndarray, payload_bytes: np.ndarray, file_bytes: int, cell
     scale each cell's distortion (e.g. 1 inside a region of interest, less outside)."""
     k1, s, gh, gw = cell_sse.shape
     sse = cell_sse if weights is None else cell_sse * weights[None]
-    distortion = _per_tile(sse, cells)
+    distortion = block_sums(sse, cells)
     bits_per_cell = 8.0 * payload_bytes / (gh * gw)  # (S, K)
     cum = np.concatenate([np.zeros((s, 1)), np.cumsum(bits_per_cell, axis=1)], axis=1).T  # (K+1, S)
-    tile_cells = _per_tile(np.ones((1, gh, gw)), cells)[0]  # (ty, tx)
+    tile_cells = block_sums(np.ones((1, gh, gw)), cells)[0]  # (ty, tx)
     rate = cum[:, :, None, None] * tile_cells[None, None]
     fixed = 8.0 * (file_bytes - payload_bytes.sum() - CHUNK_OVERHEAD_BYTES * payload_bytes.size)
     return Costs(distortion, rate, float(fixed), cells)
@@ -139,8 +130,8 @@ def plan_for_distortion(c: Costs, max_distortion: float) -> TileMap:
 def summary(cell_sse: np.ndarray, tiles: TileMap, factor: int, valid_pixels: np.ndarray) -> dict:
     """Tile size, iteration counts and the worst tile's PSNR (peak = window span) from the
     final squared error per code cell (S, gh, gw) and the real pixels per cell (gh, gw)."""
-    sse = _per_tile(cell_sse, tiles.cells)
-    pixels = _per_tile(np.broadcast_to(valid_pixels, cell_sse.shape), tiles.cells)
+    sse = block_sums(cell_sse, tiles.cells)
+    pixels = block_sums(np.broadcast_to(valid_pixels, cell_sse.shape), tiles.cells)
     with np.errstate(divide="ignore"):
         psnr = np.where(sse > 0, 10 * np.log10(pixels / np.maximum(sse, 1e-30)), np.inf)
     counts = tiles.counts
