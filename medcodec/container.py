@@ -1,4 +1,4 @@
-"""The ``.mlc`` container, format version 1.2 (the one place that defines it).
+"""The ``.mlc`` container, format version 1.3 (the one place that defines it).
 
 Layout (all integers little-endian)::
 
@@ -39,7 +39,8 @@ iterations are decoded in order). A reader decodes the first k iterations of any
 reading only those chunks (progressive decoding).
 
 Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2 and the residual layer; 1.2
-adds the TILE and GRID chunks (a 1.1 reader refuses such files: unknown required chunks).
+adds the TILE and GRID chunks (a 1.1 reader refuses such files: unknown required chunks);
+1.3 adds the transform residual layer (XIDX, XRES).
 A writer stamps the lowest version whose chunks it uses: files without tiles say 1.1. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
@@ -69,6 +70,15 @@ coded slices, in order (image slice, tile row, tile column), so HEAD's ``slices`
 prod(size[2:]) x tiles_y x tiles_x and everything else (index, CODE, TILE, RESD) counts
 pieces.
 
+``XIDX`` (required, since 1.3, only in files with a transform residual layer; between META
+and INDX, never with RIDX) u8 transform (1 = CDF 9/7 wavelet), f64 step delta, f64
+reconstruction offset rho, u32 n = slices, then n x (u64 offset, u32 payload length) of the
+XRES chunks. ``XRES`` (required, after all CODE chunks) u32 slice, u8 decomposition levels
+(must equal :func:`medcodec.wavelet.levels_for` of the slice size), then the stream of
+:mod:`medcodec.transform_residual`; the decoded slice is the base plus the decoded residual,
+rounded and clipped to the window. No error bound: it serves quality (PSNR) targets. A
+reader that decodes fewer iterations than stored ignores it.
+
 ``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
 Later versions may add chunks and fields but keep every v1 file readable: a v1.x reader
@@ -92,11 +102,11 @@ import numpy as np
 from .errors import ContainerError, TruncatedFileError, UnsupportedVersionError, WriteError
 
 MAGIC = b"\x89MLC\r\n\x1a\n"
-VERSION = (1, 2)
+VERSION = (1, 3)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}
-KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD", b"TILE", b"GRID"}
+KNOWN_REQUIRED = {b"HEAD", b"META", b"INDX", b"CODE", b"END ", b"RIDX", b"RESD", b"TILE", b"GRID", b"XIDX", b"XRES"}
 CODING_RAW, CODING_ZLIB = 0, 1
 
 _CHUNK = struct.Struct("<4sQ")
@@ -106,7 +116,10 @@ _INDEX_ENTRY = struct.Struct("<QI")
 _CODE_PREFIX = struct.Struct("<IHB")
 _RIDX_PREFIX = struct.Struct("<HI")
 _RESD_PREFIX = struct.Struct("<IBII")
+_XIDX_PREFIX = struct.Struct("<BddI")
+_XRES_PREFIX = struct.Struct("<IB")
 _TILE_PREFIX = struct.Struct("<HIHH")
+TRANSFORM_CDF97 = 1
 _GRID = struct.Struct("<HH")
 
 
@@ -154,6 +167,16 @@ class ResidualLayer:
 
     max_error: int
     slices: list[tuple[int, int, bytes]]
+
+
+@dataclasses.dataclass
+class TransformLayer:
+    """The transform residual layer: quantizer step ``delta`` and reconstruction offset
+    ``rho`` (see :mod:`medcodec.transform_residual`), per slice (levels, stream)."""
+
+    delta: float
+    rho: float
+    slices: list[tuple[int, bytes]]
 
 
 @dataclasses.dataclass
@@ -415,11 +438,16 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
         raise
 
 
+def _check_transform(delta: float, rho: float) -> bool:
+    return math.isfinite(delta) and 0 < delta < 1e300 and math.isfinite(rho) and 0 <= rho < 1
+
+
 def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite: bool = False,
-          residual: ResidualLayer | None = None, tiles: TileMap | None = None) -> int:
+          residual: ResidualLayer | None = None, tiles: TileMap | None = None,
+          transform: TransformLayer | None = None) -> int:
     """Write a file. ``codes[s][t]`` = (coding, data) of slice s, iteration t; ``residual``
-    adds the bounded-error layer, ``tiles`` the adaptive tile counts. Returns the file size
-    in bytes."""
+    adds the bounded-error layer, ``transform`` the transform residual layer (not both),
+    ``tiles`` the adaptive tile counts. Returns the file size in bytes."""
     validate_header(header)
     if tiles is not None and (tiles.counts.shape[0] != header.slices or tiles.counts.max(initial=0) > 255):
         raise ContainerError("tile counts do not match the header")
@@ -427,6 +455,9 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
         raise ContainerError("codes do not match the header's slice and iteration counts")
     if residual is not None and (len(residual.slices) != header.slices or not 0 <= residual.max_error < 1 << 16):
         raise ContainerError("residual layer does not match the header")
+    if transform is not None and (residual is not None or len(transform.slices) != header.slices
+                                  or not _check_transform(transform.delta, transform.rho)):
+        raise ContainerError("transform residual layer does not match the header")
     head = _chunk(b"HEAD", _encode_header(header))
     meta = _chunk(b"META", _encode_meta(header.metadata))
     if header.grid is not None:
@@ -435,7 +466,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
         meta += _chunk(b"TILE", tiles.encode())
     n_entries = header.slices * header.iterations
     index_len = _CHUNK.size + 4 + _INDEX_ENTRY.size * n_entries + _CRC.size
-    ridx_len = 0 if residual is None else _CHUNK.size + _RIDX_PREFIX.size + _INDEX_ENTRY.size * header.slices + _CRC.size
+    ridx_len = _layer_index_size(residual, transform, header.slices)
     offset = _PREAMBLE_SIZE + len(head) + len(meta) + ridx_len + index_len
     entries, bodies = [], []
     for s, per_slice in enumerate(codes):
@@ -446,19 +477,34 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
             offset += len(body)
     index = _chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
     ridx = []
-    if residual is not None:
+    if residual is not None or transform is not None:
+        if residual is not None:
+            kind, prefix = b"RESD", _RIDX_PREFIX.pack(residual.max_error, header.slices)
+            per_slice = [_RESD_PREFIX.pack(s, 0, cb, cf) + d for s, (cb, cf, d) in enumerate(residual.slices)]
+        else:
+            kind, prefix = b"XRES", _XIDX_PREFIX.pack(TRANSFORM_CDF97, transform.delta, transform.rho, header.slices)
+            per_slice = [_XRES_PREFIX.pack(s, levels) + d for s, (levels, d) in enumerate(transform.slices)]
         r_entries = []
-        for s, (crc_base, crc_final, data) in enumerate(residual.slices):
-            body = _chunk(b"RESD", _RESD_PREFIX.pack(s, 0, crc_base, crc_final) + data)
+        for payload in per_slice:
+            body = _chunk(kind, payload)
             r_entries.append(_INDEX_ENTRY.pack(offset, len(body) - _CHUNK.size - _CRC.size))
             bodies.append(body)
             offset += len(body)
-        ridx = [_chunk(b"RIDX", _RIDX_PREFIX.pack(residual.max_error, header.slices) + b"".join(r_entries))]
+        ridx = [_chunk(b"RIDX" if residual is not None else b"XIDX", prefix + b"".join(r_entries))]
     # the lowest version that has every chunk used, so older readers open what they can
-    version = VERSION if tiles is not None or header.grid is not None else (1, 1)
+    version = VERSION if transform is not None else (
+        (1, 2) if tiles is not None or header.grid is not None else (1, 1))
     parts = [_preamble(*version), head, meta, *ridx, index, *bodies, _END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
+
+
+def _layer_index_size(residual, transform, n_slices: int) -> int:
+    """Bytes of the RIDX or XIDX chunk (0 without a residual layer)."""
+    if residual is None and transform is None:
+        return 0
+    prefix = _RIDX_PREFIX if residual is not None else _XIDX_PREFIX
+    return _CHUNK.size + prefix.size + _INDEX_ENTRY.size * n_slices + _CRC.size
 
 
 class Reader:
@@ -526,7 +572,7 @@ class Reader:
                 f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
                 f"version {VERSION[0]}.x: upgrade medcodec")
         self.version = (major, minor)
-        header = meta = index = ridx = tile = grid = None
+        header = meta = index = ridx = xidx = tile = grid = None
         while index is None:
             ctype, payload = self._read_chunk()
             if ctype == b"HEAD":
@@ -537,6 +583,8 @@ class Reader:
                 index = payload
             elif ctype == b"RIDX":
                 ridx = payload
+            elif ctype == b"XIDX":
+                xidx = payload
             elif ctype == b"TILE":
                 tile = payload
             elif ctype == b"GRID":
@@ -557,7 +605,10 @@ class Reader:
         self.header = header
         self._data_start = self._f.tell()
         self._parse_index(index)
+        if ridx is not None and xidx is not None:
+            raise ContainerError(f"{self.path.name}: a file has at most one residual layer")
         self._parse_residual_index(ridx)
+        self._parse_transform_index(xidx)
         self.tiles = None if tile is None else TileMap.decode(tile, header)
 
     def _parse_index(self, payload: bytes) -> None:
@@ -578,36 +629,65 @@ class Reader:
             raise TruncatedFileError(f"{self.path.name}: index points past the end of the file; "
                                      "it is truncated")
 
-    def _parse_residual_index(self, payload: bytes | None) -> None:
-        self.max_error = None
-        if payload is None:
-            return
+    def _layer_index(self, payload: bytes, prefix: struct.Struct) -> tuple[tuple, np.ndarray]:
+        """(prefix fields, entries) of a RIDX/XIDX chunk whose prefix ends with u32 n."""
         n_slices = self.header.slices
-        if len(payload) != _RIDX_PREFIX.size + n_slices * _INDEX_ENTRY.size:
+        if len(payload) != prefix.size + n_slices * _INDEX_ENTRY.size:
             raise ContainerError(f"{self.path.name}: residual index size does not match the header")
-        max_error, n = _RIDX_PREFIX.unpack_from(payload)
-        if n != n_slices:
+        fields = prefix.unpack_from(payload)
+        if fields[-1] != n_slices:
             raise ContainerError(f"{self.path.name}: residual index size does not match the header")
-        arr = np.frombuffer(payload, dtype=np.dtype([("off", "<u8"), ("len", "<u4")]),
-                            offset=_RIDX_PREFIX.size)
+        arr = np.frombuffer(payload, dtype=np.dtype([("off", "<u8"), ("len", "<u4")]), offset=prefix.size)
         for off, ln in zip(arr["off"].tolist(), arr["len"].tolist()):
             if off < self._data_start:
                 raise ContainerError(f"{self.path.name}: residual index offsets are inconsistent")
             if off + _CHUNK.size + ln + _CRC.size > self.file_size:
                 raise TruncatedFileError(f"{self.path.name}: residual index points past the end of "
                                          "the file; it is truncated")
-        self.max_error = max_error
-        self._residual_index = arr
+        return fields, arr
+
+    def _parse_residual_index(self, payload: bytes | None) -> None:
+        self.max_error = None
+        if payload is not None:
+            (self.max_error, _), self._residual_index = self._layer_index(payload, _RIDX_PREFIX)
+
+    def _parse_transform_index(self, payload: bytes | None) -> None:
+        """XIDX: sets ``self.transform`` = (delta, rho), or None without the layer."""
+        self.transform = None
+        if payload is None:
+            return
+        (kind, delta, rho, _), self._transform_index = self._layer_index(payload, _XIDX_PREFIX)
+        if kind != TRANSFORM_CDF97:
+            raise UnsupportedVersionError(f"{self.path.name} uses residual transform {kind}, unknown to "
+                                          "this medcodec; upgrade medcodec")
+        if not _check_transform(delta, rho):
+            raise ContainerError(f"{self.path.name}: transform residual step {delta!r} / offset {rho!r} "
+                                 "is out of range")
+        self.transform = (delta, rho)
+
+    def _layer_chunk(self, entry, kind: bytes, prefix: struct.Struct) -> bytes:
+        off, ln = entry
+        self._f.seek(int(off))
+        ctype, payload = self._read_chunk()
+        if ctype != kind or len(payload) != ln or len(payload) < prefix.size:
+            raise ContainerError(f"{self.path.name}: residual index points to a wrong chunk")
+        return payload
+
+    def read_transform(self, slice_index: int) -> tuple[int, bytes]:
+        """(levels, stream) of one slice's transform residual, checksum verified."""
+        if self.transform is None:
+            raise ContainerError(f"{self.path.name} has no transform residual layer")
+        payload = self._layer_chunk(self._transform_index[slice_index], b"XRES", _XRES_PREFIX)
+        s, levels = _XRES_PREFIX.unpack_from(payload)
+        if s != slice_index:
+            raise ContainerError(f"{self.path.name}: XRES chunk is out of place")
+        return levels, payload[_XRES_PREFIX.size :]
 
     def read_residual(self, slice_index: int) -> tuple[int, int, bytes]:
         """(crc_base, crc_final, stream) of one slice's residual, checksum verified."""
         if self.max_error is None:
             raise ContainerError(f"{self.path.name} has no residual layer")
-        off, ln = self._residual_index[slice_index]
-        self._f.seek(int(off))
-        ctype, payload = self._read_chunk()
-        if ctype != b"RESD" or len(payload) != ln or len(payload) < _RESD_PREFIX.size:
-            raise ContainerError(f"{self.path.name}: residual index points to a wrong chunk")
+        payload = self._layer_chunk(self._residual_index[slice_index], b"RESD", _RESD_PREFIX)
         s, coding, crc_base, crc_final = _RESD_PREFIX.unpack_from(payload)
         if s != slice_index or coding != 0:
             raise ContainerError(f"{self.path.name}: RESD chunk is out of place or of unknown coding")
@@ -644,7 +724,7 @@ def prefix_sizes(path) -> list[int]:
         h = r.header
         overhead = _CHUNK.size + _CRC.size
         index_full = overhead + 4 + _INDEX_ENTRY.size * h.slices * h.iterations
-        ridx = 0 if r.max_error is None else overhead + _RIDX_PREFIX.size + _INDEX_ENTRY.size * h.slices
+        ridx = _layer_index_size(r.max_error, r.transform, h.slices)
         head_meta = r._data_start - _PREAMBLE_SIZE - index_full - ridx
         chunk_bytes = (r._index["len"].astype(np.int64) + overhead).sum(axis=0).cumsum()
     sizes = [int(_PREAMBLE_SIZE + head_meta + overhead + 4 + _INDEX_ENTRY.size * h.slices * k
@@ -677,9 +757,11 @@ def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
         if not 1 <= iterations <= h.iterations:
             raise ContainerError(f"can keep 1 to {h.iterations} iterations, not {iterations}")
         codes = [[r.read_codes(s, t) for t in range(iterations)] for s in range(h.slices)]
-        residual = None
+        residual = transform = None
         if r.max_error is not None and iterations == h.iterations:
             residual = ResidualLayer(r.max_error, [r.read_residual(s) for s in range(h.slices)])
+        if r.transform is not None and iterations == h.iterations:
+            transform = TransformLayer(*r.transform, [r.read_transform(s) for s in range(h.slices)])
         tiles = r.tiles
     h = dataclasses.replace(h, iterations=iterations)
-    return write(dst, h, codes, overwrite=overwrite, residual=residual, tiles=tiles)
+    return write(dst, h, codes, overwrite=overwrite, residual=residual, tiles=tiles, transform=transform)
