@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api, container, prep, tiles
+from . import api, container, prep, tiles, wavelet_rate
 from . import roi as roi_mod
 from .errors import InputError
 
@@ -65,7 +65,7 @@ def _stats_of(path: Path, array: np.ndarray, full: api.EncodeStats, k: int) -> a
 def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None = None,
                 ratio: float | None = None, psnr: float | None = None, overwrite: bool = False,
                 adaptive: bool = True, roi=None, background_weight: float = roi_mod.DEFAULT_BACKGROUND_WEIGHT,
-                **kwargs) -> api.EncodeStats:
+                wavelet: bool = True, **kwargs) -> api.EncodeStats:
     """Encode ``array`` to ``path`` meeting exactly one target (see the module docstring).
 
     bpp: the best quality at a rate <= B (within 5 % of B where the model's range allows);
@@ -75,7 +75,8 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     the cap bounds decode time; default: the model's maximum). ``roi``: "auto" (body
     mask, :func:`medcodec.roi.body_mask`) or a label image (nonzero = inside): tiles weigh
     errors outside it by ``background_weight`` and a PSNR target holds inside it (adaptive
-    only). ``kwargs`` go to :func:`medcodec.api.compress` (geometry, metadata, model_id,
+    only). ``wavelet`` False leaves out the wavelet residual layer candidate
+    (:mod:`medcodec.wavelet_rate`). ``kwargs`` go to :func:`medcodec.api.compress` (geometry, metadata, model_id,
     progress).
     """
     from . import checkpoint
@@ -102,7 +103,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
     max_it = model.config.max_iterations
     if cap is not None and (not isinstance(cap, (int, np.integer)) or not 1 <= cap <= max_it):
         raise InputError(f"iterations (the cap under a {name} target) must be from 1 to {max_it}, got {cap!r}")
-    temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual")}
+    temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual", "wavelet")}
     full_path = temps["full"]
     try:
         full = api.compress(array, full_path, iterations=int(cap or max_it), overwrite=True, **kwargs)
@@ -128,6 +129,11 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
             if mask is not None and psnr is not None and not candidates:
                 container.truncate(full_path, temps["uniform"], k, overwrite=True)
                 candidates.append((_stats_of(temps["uniform"], array, full, k), temps["uniform"]))
+        if wavelet:
+            layered = wavelet_rate.candidate(array, temps["wavelet"], full_path, psnr=psnr, bpp=bpp, mask=mask,
+                                             **kwargs)
+            if layered is not None:
+                candidates.append((layered, temps["wavelet"]))
         if psnr is not None and array.dtype.kind in "iu":
             # the residual layer over a few learned iterations may be cheaper even where the
             # network alone reaches the target: the split is chosen by measured rate

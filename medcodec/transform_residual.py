@@ -32,6 +32,7 @@ from .entropy import AdaptiveBits, bernoulli_family
 from .errors import ContainerError
 
 TAU = 0.30  # quantizer rounding offset (< 0.5: a dead zone around 0); tuned on training images
+TAU_ISOLATED = 0.10  # rounding offset for an isolated coefficient (see quantize)
 RHO = 0.15  # reconstruction offset inside a bin (coefficients sit low in their bins)
 _MAX_LEN = 48
 _CLASSES = 12
@@ -39,7 +40,11 @@ _KINDS = 4  # seed, distance-2 passes, distance-1 diagonal, distance-1 direct
 _GROUPS = 4  # LL, coarse details, second finest level, finest level
 _N_LEN = _GROUPS * _KINDS * _CLASSES * 16  # "bit length > j" flags, j >= 1
 _N_SIG = _GROUPS * 2 * 3 * 3 * 3 * 4  # "q != 0": group, seed or not, pair counts, outside, class
-_N_CTX = _N_LEN + _N_SIG
+_SIGN_BASE = _N_LEN + _N_SIG
+_N_SIGN = _GROUPS * _KINDS * 9  # group, pass kind, signs of the two neighbour pairs
+_LOW_BASE = _SIGN_BASE + _N_SIGN
+_N_LOW = 8 * 16  # activity class (capped), bit length
+_N_CTX = _LOW_BASE + _N_LOW
 _CHUNK = 4096  # most positions coded between model updates
 _DIAGONAL = ((-1, -1), (1, 1), (-1, 1), (1, -1))  # two pairs: see _code_band
 _DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -72,9 +77,16 @@ def _bit_length(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _code_values(q_true, ctx_sig, ctx_len, model: AdaptiveBits, coder) -> np.ndarray:
+def _coded_flags(coder, model: AdaptiveBits, ctx: np.ndarray, want) -> np.ndarray:
+    flags = np.asarray(coder(ctx, want), bool)
+    model.update(ctx[None], flags[None])
+    return flags
+
+
+def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coder) -> np.ndarray:
     """Binarize and (de)code values: the flag "q != 0" in context ``ctx_sig``, the flags
-    "bit length > j" (j >= 1) in ``ctx_len`` and j, then signs and low bits at p = 1/2."""
+    "bit length > j" (j >= 1) in ``ctx_len`` and j, signs in ``ctx_sign``, the first bit
+    below the leading one in (class, length), the other low bits at p = 1/2."""
     n = ctx_sig.size
     length = _bit_length(np.abs(q_true)) if q_true is not None else np.zeros(n, np.int64)
     dec_len = np.zeros(n, np.int64)
@@ -84,18 +96,25 @@ def _code_values(q_true, ctx_sig, ctx_len, model: AdaptiveBits, coder) -> np.nda
         if idx.size == 0:
             break
         ctx = _N_LEN + ctx_sig[idx] if j == 0 else ctx_len[idx] * 16 + min(j, 15)
-        flags = np.asarray(coder(ctx, length[idx] > j), bool)
-        model.update(ctx[None], flags[None])
+        flags = _coded_flags(coder, model, ctx, length[idx] > j)
         dec_len[idx[flags]] += 1
         active[idx[~flags]] = False
     nz = np.nonzero(dec_len)[0]
     vals = np.zeros(n, np.int64)
     vals[nz] = 1
-    signs = np.asarray(coder(None, q_true[nz] < 0 if q_true is not None else np.zeros(nz.size, bool)), bool)
+    signs = _coded_flags(coder, model, _SIGN_BASE + ctx_sign[nz],
+                         q_true[nz] < 0 if q_true is not None else np.zeros(nz.size, bool))
     for bit in range(int(dec_len.max(initial=0)) - 2, -1, -1):
         idx = nz[dec_len[nz] > bit + 1]
         want = ((np.abs(q_true[idx]) >> bit) & 1).astype(bool) if q_true is not None else np.zeros(idx.size, bool)
-        vals[idx] = (vals[idx] << 1) | np.asarray(coder(None, want), bool)
+        first = dec_len[idx] == bit + 2  # the bit right below the leading one
+        got = np.zeros(idx.size, bool)
+        if first.any():
+            ctx = _LOW_BASE + np.minimum(ctx_len[idx[first]] % _CLASSES, 7) * 16 + np.minimum(dec_len[idx[first]], 15)
+            got[first] = _coded_flags(coder, model, ctx, want[first])
+        if (~first).any():
+            got[~first] = np.asarray(coder(None, want[~first]), bool)
+        vals[idx] = (vals[idx] << 1) | got
     vals[nz] = np.where(signs, -vals[nz], vals[nz])
     return vals
 
@@ -126,22 +145,24 @@ def _code_band(target, group: int, orientation: int, parent, siblings, model: Ad
     rec = np.zeros((h, w), np.int64)
     par = np.zeros((h, w), np.int64) if parent is None else parent
     sib = np.zeros((h, w), np.int64) if siblings is None else siblings
-    outside = 4 * (par + sib)
+    outside = par + sib
     ext = np.minimum((par > 0).astype(np.int64) + (sib > 0), 2)
-    mag = np.zeros((h, w), np.int64)
     for kind, ys, xs, offsets, dist in _passes(h, w):
         if orientation == 1:
             offsets = offsets[2:] + offsets[:2]
         total = np.zeros(ys.size, np.int64)
         cnt = np.zeros(ys.size, np.int64)
         pairs = [np.zeros(ys.size, np.int64), np.zeros(ys.size, np.int64)]
+        sign_pairs = [np.zeros(ys.size, np.int64), np.zeros(ys.size, np.int64)]
         for k, (dy, dx) in enumerate(offsets):
             yy, xx = ys + dy * dist, xs + dx * dist
             ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-            m = np.where(ok, mag[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0)
+            v = np.where(ok, rec[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0)
+            m = np.abs(v)
             total += m
             cnt += ok
             pairs[k // 2] += m > 0
+            sign_pairs[k // 2] += np.sign(v)
         if kind == 0:
             act = 2 * outside[ys, xs]
         else:
@@ -149,23 +170,40 @@ def _code_band(target, group: int, orientation: int, parent, siblings, model: Ad
         cls = _magnitude_class(act)
         ctx_len = (group * _KINDS + kind) * _CLASSES + cls
         ctx_sig = ((((group * 2 + (kind > 0)) * 3 + pairs[0]) * 3 + pairs[1]) * 3 + ext[ys, xs]) * 4 \
-            + np.minimum(cls, 3)
+            + np.minimum(cls // 2, 3)
+        ctx_sign = (group * _KINDS + kind) * 9 + (np.clip(sign_pairs[0], -1, 1) + 1) * 3 \
+            + np.clip(sign_pairs[1], -1, 1) + 1
         for part in _chunks(ys.size):
             want = None if target is None else target[ys[part], xs[part]]
-            got = _code_values(want, ctx_sig[part], ctx_len[part], model, coder)
-            rec[ys[part], xs[part]] = got
-            mag[ys[part], xs[part]] = np.abs(got)
+            rec[ys[part], xs[part]] = _code_values(want, ctx_sig[part], ctx_len[part], ctx_sign[part], model, coder)
     return rec
 
 
 def quantize(bands, delta: float, levels: int):
-    """Wavelet bands -> integer bands (same layout)."""
+    """Wavelet bands -> integer bands (same layout). Dead zone TAU everywhere; an isolated
+    coefficient (no nonzero neighbour in its 3x3 block, zero parent) costs several bits
+    to signal, so it is kept only from 1 - TAU_ISOLATED steps (rate-distortion choice made by
+    the encoder alone: the decoder does not need to know)."""
     norms = wavelet.synthesis_norms(levels)
 
     def q(c, n):
         return (np.sign(c) * np.floor(np.abs(c) * (n / delta) + TAU)).astype(np.int64)
 
-    return [q(bands[0], norms[0])] + [tuple(q(c, n) for c, n in zip(t, nt)) for t, nt in zip(bands[1:], norms[1:])]
+    out = [q(bands[0], norms[0])]
+    for lev in range(1, levels + 1):
+        level = []
+        for o, (c, n) in enumerate(zip(bands[lev], norms[lev])):
+            qb = q(c, n)
+            nz = np.pad(qb != 0, 1).astype(np.int8)
+            h, w = qb.shape
+            around = sum(nz[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) - nz[1:-1, 1:-1]
+            if lev > 1:
+                around = around + (_spread(np.abs(out[lev - 1][o]), h, w, 2) > 0)
+            weak = (around == 0) & (np.abs(qb) == 1) & (np.abs(c) * (n / delta) < 1 - TAU_ISOLATED)
+            qb[weak] = 0
+            level.append(qb)
+        out.append(tuple(level))
+    return out
 
 
 def dequantize(q_bands, delta: float, levels: int, rho: float = RHO):
@@ -227,11 +265,18 @@ def encode_bands(q_bands, shape: tuple[int, int]) -> bytes:
 def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, window: tuple[float, float],
                  rho: float = RHO) -> np.ndarray:
     """Inverse of :func:`encode_slice`: the final slice, in the base's pixel type."""
-    import constriction
-
     if levels != _levels(base.shape):
         raise ContainerError(f"transform residual has {levels} levels; a {base.shape[0]}x{base.shape[1]} "
                              f"slice has {_levels(base.shape)}")
+    q = decode_bands(data, base.shape)
+    return finish(base, wavelet.inverse(dequantize(q, delta, levels, rho)), window)
+
+
+def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
+    """Inverse of :func:`encode_bands`: the integer bands of an (h, w) slice. Raises
+    ContainerError for a stream that does not decode."""
+    import constriction
+
     if len(data) % 4:
         raise ContainerError("transform residual chunk is not a whole number of 32-bit words")
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
@@ -247,8 +292,7 @@ def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, windo
         except Exception as e:  # constriction reports invalid data with AssertionError
             raise ContainerError(f"transform residual chunk does not decode: {e}") from e
 
-    q = _walk(base.shape, levels, None, coder, model)
-    return finish(base, wavelet.inverse(dequantize(q, delta, levels, rho)), window)
+    return _walk(tuple(shape), _levels(shape), None, coder, model)
 
 
 def _walk(shape, levels: int, q_bands, coder, model: AdaptiveBits) -> list:

@@ -165,3 +165,25 @@ def test_bad_geometry_is_refused_before_encoding(tmp_path, tiny_model_id):
         medcodec.compress(np.zeros((16, 16), np.uint8), tmp_path / "a.mlc", iterations=1, geometry=g,
                           model_id=tiny_model_id)
     assert not (tmp_path / "a.mlc").exists()
+
+
+def test_wavelet_residual_layer_through_the_library(tmp_path, tiny_model_id, rng):
+    """compress(transform_step=S): a volume (with pieces of slices and region reads) decodes
+    to what the encoder measured; fewer iterations ignore the layer; bad steps are refused."""
+    vol = (rng.normal(size=(3, 40, 50)) * 200 + 1000).astype(np.uint16)
+    st = medcodec.compress(vol, tmp_path / "w.mlc", iterations=2, transform_step=20.0)
+    out, _ = medcodec.decompress(tmp_path / "w.mlc")
+    assert st.transform_step == 20.0 and prep.psnr(vol, out) == pytest.approx(st.psnr)
+    preview, _ = medcodec.decompress(tmp_path / "w.mlc", iterations=1)  # the layer needs all iterations
+    assert prep.psnr(vol, preview) < st.psnr - 10
+    part, _ = medcodec.api.decode_slices(tmp_path / "w.mlc", slices=[2])
+    np.testing.assert_array_equal(part[0], out[2])
+    finer = medcodec.compress(vol, tmp_path / "f.mlc", iterations=2, transform_step=5.0)
+    assert finer.psnr > st.psnr and finer.bytes > st.bytes
+    assert "wavelet residual step 20" in st.summary()
+    for bad in (0.0, -1.0, float("nan"), "3", True):
+        with pytest.raises(InputError, match="transform_step"):
+            medcodec.compress(vol, tmp_path / "x.mlc", transform_step=bad)
+    with pytest.raises(InputError, match="not both"):
+        medcodec.compress(vol, tmp_path / "x.mlc", transform_step=2.0, max_error=1)
+    assert not (tmp_path / "x.mlc").exists()

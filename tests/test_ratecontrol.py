@@ -30,9 +30,39 @@ def test_psnr_target_within_and_beyond_the_network(tmp_path, tiny_model_id, ct):
     st = ratecontrol.compress_to(ct, tmp_path / "p.mlc", psnr=12.0)  # random weights reach this
     decoded, _ = api.decompress(tmp_path / "p.mlc")
     assert prep.psnr(ct, decoded) >= 12.0 and st.error_bound is None
-    st = ratecontrol.compress_to(ct, tmp_path / "q.mlc", psnr=55.0)  # only the residual layer can
+    st = ratecontrol.compress_to(ct, tmp_path / "q.mlc", psnr=55.0)  # only a residual layer can
     decoded, _ = api.decompress(tmp_path / "q.mlc")
-    assert st.error_bound is not None and prep.psnr(ct, decoded) >= 55.0
+    assert (st.error_bound is not None or st.transform_step is not None) and prep.psnr(ct, decoded) >= 55.0
+    st = ratecontrol.compress_to(ct, tmp_path / "b.mlc", psnr=55.0, wavelet=False)
+    assert st.error_bound is not None and prep.psnr(ct, api.decompress(tmp_path / "b.mlc")[0]) >= 55.0
+
+
+def test_wavelet_layer_meets_psnr_with_the_smallest_file(tmp_path, tiny_model_id, ct):
+    """At 45 dB the wavelet residual layer beats the bounded-error layer by far; its file
+    decodes to the measured quality and says what it holds."""
+    st = ratecontrol.compress_to(ct, tmp_path / "w.mlc", psnr=45.0)
+    decoded, _ = api.decompress(tmp_path / "w.mlc")
+    assert st.transform_step is not None and st.error_bound is None
+    assert prep.psnr(ct, decoded) == pytest.approx(st.psnr) and st.psnr >= 45.0
+    info = api.info(tmp_path / "w.mlc")
+    assert info["residual_layer"] == "wavelet" and info["format_version"] == "1.3"
+    bounded = ratecontrol.compress_to(ct, tmp_path / "b.mlc", psnr=45.0, wavelet=False)
+    assert bounded.transform_step is None and bounded.bytes > 1.3 * st.bytes
+    if st.iterations == 0:  # no learned iterations: the base is the middle of the window
+        assert "0 iterations" in st.summary()
+    # fewer iterations than stored: the layer is ignored (a preview of the learned part)
+    with container.Reader(tmp_path / "w.mlc") as r:
+        stored = r.header.iterations
+    if stored > 1:
+        preview, _ = api.decompress(tmp_path / "w.mlc", iterations=1)
+        assert prep.psnr(ct, preview) < 45.0
+
+
+def test_wavelet_layer_under_a_rate_target(tmp_path, tiny_model_id, ct):
+    st = ratecontrol.compress_to(ct, tmp_path / "r.mlc", bpp=1.0)
+    assert 0.95 <= st.bpp <= 1.0 and st.bpp == 8.0 * (tmp_path / "r.mlc").stat().st_size / ct.size
+    assert st.transform_step is not None  # random network weights: the wavelet layer wins
+    assert prep.psnr(ct, api.decompress(tmp_path / "r.mlc")[0]) == pytest.approx(st.psnr)
 
 
 def test_unreachable_and_bad_targets(tmp_path, tiny_model_id, ct):

@@ -1,0 +1,139 @@
+"""Rate control over the wavelet residual layer: which learned base, which quantizer step.
+
+A candidate of :func:`medcodec.ratecontrol.compress_to`. For each base of k learned
+iterations (k in :data:`BASES`; k = 0 is a file whose tiles all have count 0, so the base is
+the middle of the window and the network adds nothing), the wavelet residual layer
+(:mod:`medcodec.transform_residual`) gets the step that meets the target:
+
+- a PSNR (inside a region, if given): the largest step whose reconstruction reaches it,
+  found by bisection on the measured PSNR (transform once, then quantize and invert per
+  trial: no entropy coding needed);
+- a rate: the smallest step whose coded size fits, by bisection on the coded bytes.
+
+The base whose file is smallest (PSNR) or whose quality is best (rate) wins; it is encoded
+for real and measured, and for a PSNR target the step shrinks until the real file meets it
+(slices coded in pieces make the whole-slice trials an estimate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import api, container, prep, tiles, transform_residual, wavelet
+
+BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
+XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
+_PSNR_STEPS = 10  # bisection steps after bracketing within a factor 4: step within 0.2 %
+_RATE_STEPS = 7  # each costs a full entropy coding: step within 1.1 %
+_FINAL_TRIES = 4
+
+
+class _Slices:
+    """One base's residuals in the wavelet domain, re-quantized cheaply for each trial step."""
+
+    def __init__(self, originals: np.ndarray, base: np.ndarray, window, inside: np.ndarray):
+        self.originals, self.base, self.window, self.inside = originals, base, window, inside
+        self.levels = wavelet.levels_for(*originals.shape[1:])
+        self.bands = [wavelet.forward(o.astype(np.float64) - b, self.levels) for o, b in zip(originals, base)]
+
+    def quantized(self, delta: float) -> list:
+        return [transform_residual.quantize(b, delta, self.levels) for b in self.bands]
+
+    def sse(self, delta: float) -> float:
+        total = 0.0
+        for q, o, b, m in zip(self.quantized(delta), self.originals, self.base, self.inside):
+            r = wavelet.inverse(transform_residual.dequantize(q, delta, self.levels))
+            final = transform_residual.finish(b, r, self.window)
+            total += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
+        return total
+
+    def coded_bytes(self, delta: float) -> int:
+        shape = self.originals.shape[1:]
+        return sum(len(transform_residual.encode_bands(q, shape)) + XRES_OVERHEAD_BYTES
+                   for q in self.quantized(delta))
+
+
+def _bisect(ok, start: float, steps: int) -> float:
+    """The largest step for which ``ok(step)`` holds (ok is monotone: true for small
+    steps), in log steps from ``start``; a tiny step if none holds."""
+    lo, hi = start, start
+    while not ok(lo) and lo > 1e-9:
+        hi, lo = lo, lo / 4
+    while ok(hi) and hi < 1e12:
+        lo, hi = hi, hi * 4
+    for _ in range(steps):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def _base(full_path, k: int, shape) -> np.ndarray:
+    if k == 0:
+        h = container.read_header(full_path)
+        return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), h.window, h.pixel_type), shape)
+    return api.decompress(full_path, iterations=k)[0].reshape(shape)
+
+
+def _zero_tiles(full_path) -> container.TileMap:
+    """Count 0 for every tile: the k = 0 base."""
+    h = container.read_header(full_path)
+    from . import checkpoint
+
+    f = checkpoint.load(h.model_id).config.factor
+    cells = tiles.TILE_CELLS
+    grid = (-(-h.height // f), -(-h.width // f))
+    return container.TileMap(cells, np.zeros((h.slices, -(-grid[0] // cells), -(-grid[1] // cells)), np.uint8))
+
+
+def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, bpp: float | None = None,
+              mask: np.ndarray | None = None, **kwargs) -> api.EncodeStats | None:
+    """Encode ``array`` to ``path`` with the best (base, step) for the target; None when
+    no step fits a rate target. ``full_path``: the full-iteration encode of the same array
+    (its prefixes are the bases); ``kwargs`` go to :func:`medcodec.api.compress`."""
+    originals = array.reshape((-1,) + array.shape[-2:])
+    inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
+    window = container.read_header(full_path).window
+    peak = float(array.max()) - float(array.min())
+    sizes = container.prefix_sizes(full_path)
+    payload0 = int(container.payload_sizes(full_path)[:, 0].sum())
+    best = None  # (score, k, step)
+    for k in (k for k in BASES if k <= len(sizes)):
+        base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
+        trial = _Slices(originals, _base(full_path, k, originals.shape), window, inside)
+        start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
+        if psnr is not None:
+            allowed = int(inside.sum()) * (peak / 10 ** (psnr / 20)) ** 2
+            step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS)
+            score = base_bytes + trial.coded_bytes(step)
+        else:
+            budget = bpp * array.size / 8.0 - base_bytes
+            if budget <= 0:
+                continue
+            # coded bytes fall as the step grows: the smallest step that fits
+            step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv) <= budget, 1.0 / start, _RATE_STEPS)
+            if trial.coded_bytes(step) > budget:
+                continue
+            score = trial.sse(step)
+        if best is None or score < best[0]:
+            best = (score, k, step)
+    if best is None:
+        return None
+    _, k, step = best
+    for _ in range(_FINAL_TRIES):
+        stats = api.compress(array, path, iterations=max(k, 1), tiles=_zero_tiles(full_path) if k == 0 else None,
+                             transform_step=step, overwrite=True, **kwargs)
+        reached = stats.psnr if mask is None else prep.psnr(
+            array[mask], api.decompress(path)[0][mask], peak=peak)
+        if mask is not None:
+            stats.psnr_roi = reached
+        if psnr is not None and reached < psnr:
+            step *= 0.97
+        elif bpp is not None and stats.bpp > bpp:
+            step *= 1.03
+        else:
+            break
+    if k == 0:  # what the learned layers contribute: nothing (their tiles all have count 0)
+        stats.iterations, stats.tiles, stats.psnr_per_iteration = 0, None, []
+    return stats
