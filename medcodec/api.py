@@ -387,7 +387,7 @@ def geometry_of(header: container.Header) -> Geometry:
 
 def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
     """Encode a SimpleITK image (geometry and metadata kept); kwargs as :func:`compress`,
-    or one of bpp / ratio / psnr (with roi, background_weight, adaptive) as
+    or one of bpp / ratio / psnr (with roi, background_weight, adaptive, wavelet) as
     :func:`medcodec.ratecontrol.compress_to`."""
     from .imagefiles import from_sitk
 
@@ -397,7 +397,7 @@ def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
         from .ratecontrol import compress_to
 
         return compress_to(array, path, geometry=geometry, metadata=metadata, **kwargs)
-    extra = {"roi", "background_weight", "adaptive"} & set(kwargs)
+    extra = {"roi", "background_weight", "adaptive", "wavelet"} & set(kwargs)
     if extra:
         raise InputError(f"{', '.join(sorted(extra))} need a bpp, ratio or psnr target")
     return compress(array, path, geometry=geometry, metadata=metadata, **kwargs)

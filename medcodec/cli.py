@@ -82,6 +82,8 @@ def cmd_encode(args) -> int:
         raise InputError("--roi/--background-weight apply to --bpp/--ratio/--psnr")
     if args.uniform and not target:
         raise InputError("--uniform applies to --bpp/--ratio/--psnr (--iterations is uniform already)")
+    if args.no_wavelet and not target:
+        raise InputError("--no-wavelet applies to --bpp/--ratio/--psnr (only they may choose the wavelet layer)")
     if target:
         from .ratecontrol import compress_to
 
@@ -94,6 +96,7 @@ def cmd_encode(args) -> int:
         update, close = _progress(None, args.quiet, "encode (rate control)")
         try:
             stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi, iterations=args.iterations,
+                                wavelet=not args.no_wavelet,
                                 background_weight=args.background_weight, progress=update, **target, **common)
         finally:
             close()
@@ -238,14 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="best quality at a rate <= B bits per voxel (file bytes), within 5%% below B")
     only.add_argument("--ratio", type=_positive_float, help="compression ratio >= R (e.g. 10 for 10:1)")
     only.add_argument("--psnr", type=_positive_float, metavar="DB",
-                      help="PSNR >= DB (peak = image max - min); beyond the network's reach the "
-                           "bounded-error layer meets it")
+                      help="PSNR >= DB (peak = image max - min) with the smallest file: learned iterations, "
+                           "adaptive tiles, the wavelet residual layer or the bounded-error layer, whichever "
+                           "is smallest")
     only.add_argument("--max-error", type=_non_negative_int, metavar="E",
                       help="near-lossless: every voxel within E of the original (integer images)")
     only.add_argument("--lossless", action="store_true", help="bit-exact (same as --max-error 0)")
     rate.add_argument("--uniform", action="store_true",
                       help="with --bpp/--ratio/--psnr: one iteration count for the whole image instead "
                            "of per-32x32-tile counts chosen by rate-distortion (adaptive tiles, default)")
+    rate.add_argument("--no-wavelet", action="store_true",
+                      help="with --bpp/--ratio/--psnr: leave out the wavelet residual layer (CDF 9/7 on the "
+                           "residual of 0-4 learned iterations), e.g. for readers that know .mlc 1.2 only")
     rate.add_argument("--roi", metavar="auto|MASK",
                       help="region of interest for --bpp/--ratio/--psnr: 'auto' (body mask: CT above -500 HU, "
                            "else Otsu; largest component, holes filled) or a label image on the same grid "

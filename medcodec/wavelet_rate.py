@@ -27,7 +27,7 @@ BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
 XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
 _PSNR_STEPS = 10  # bisection steps after bracketing within a factor 4: step within 0.2 %
 _RATE_STEPS = 7  # each costs a full entropy coding: step within 1.1 %
-_FINAL_TRIES = 4
+_FINAL_TRIES = 6
 
 
 class _Slices:
@@ -55,14 +55,16 @@ class _Slices:
                    for q in self.quantized(delta))
 
 
-def _bisect(ok, start: float, steps: int) -> float:
-    """The largest step for which ``ok(step)`` holds (ok is monotone: true for small
-    steps), in log steps from ``start``; a tiny step if none holds."""
+def _bisect(ok, start: float, steps: int, upper: float) -> float:
+    """The largest x <= ``upper`` for which ``ok(x)`` holds (ok is monotone: true for small
+    x), in log steps from ``start``; a tiny x if none holds."""
     lo, hi = start, start
     while not ok(lo) and lo > 1e-9:
         hi, lo = lo, lo / 4
-    while ok(hi) and hi < 1e12:
-        lo, hi = hi, hi * 4
+    while ok(hi):
+        if hi >= upper:
+            return upper
+        lo, hi = hi, min(hi * 4, upper)
     for _ in range(steps):
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if ok(mid) else (lo, mid)
@@ -103,16 +105,18 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
         base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
         trial = _Slices(originals, _base(full_path, k, originals.shape), window, inside)
         start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
+        coarsest = 256 * max(peak, 1e-6)  # every coefficient quantizes to 0 beyond this step
         if psnr is not None:
             allowed = int(inside.sum()) * (peak / 10 ** (psnr / 20)) ** 2
-            step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS)
+            step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS, coarsest)
             score = base_bytes + trial.coded_bytes(step)
         else:
             budget = bpp * array.size / 8.0 - base_bytes
             if budget <= 0:
                 continue
             # coded bytes fall as the step grows: the smallest step that fits
-            step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv) <= budget, 1.0 / start, _RATE_STEPS)
+            step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv) <= budget, 1.0 / start, _RATE_STEPS,
+                                 1e12)
             if trial.coded_bytes(step) > budget:
                 continue
             score = trial.sse(step)
@@ -128,12 +132,14 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
             array[mask], api.decompress(path)[0][mask], peak=peak)
         if mask is not None:
             stats.psnr_roi = reached
-        if psnr is not None and reached < psnr:
-            step *= 0.97
-        elif bpp is not None and stats.bpp > bpp:
-            step *= 1.03
+        if psnr is not None and reached < psnr:  # PSNR falls ~20 log10 of the step
+            step *= min(0.97, 10 ** ((reached - psnr) / 20))
+        elif bpp is not None and stats.bpp > bpp:  # the real file (pieces) costs more than planned
+            step *= max(1.03, (stats.bpp / bpp) ** 2)
         else:
             break
+    else:
+        return None  # never a candidate that misses its target
     if k == 0:  # what the learned layers contribute: nothing (their tiles all have count 0)
         stats.iterations, stats.tiles, stats.psnr_per_iteration = 0, None, []
     return stats

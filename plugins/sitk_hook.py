@@ -9,8 +9,8 @@ file that does not end in ``.mlc`` goes to SimpleITK untouched.
 Rate or quality when writing, from ``compressor`` (comma-separated, optionally prefixed
 ``medcodec:``): ``iterations=K``, ``bpp=B``, ``ratio=R``, ``psnr=DB``, ``max_error=E`` (with
 ``iterations=K`` for its base), ``lossless``; with bpp/ratio/psnr also ``roi=auto`` (body
-mask gets the target, background less), ``background_weight=W`` and ``uniform`` (no
-adaptive tiles). Without a rate or quality option the iteration
+mask gets the target, background less), ``background_weight=W``, ``uniform`` (no
+adaptive tiles) and ``no_wavelet`` (no wavelet residual layer). Without a rate or quality option the iteration
 count is ``compressionLevel=K`` (1..model maximum), the environment variable
 ``MEDCODEC_ITERATIONS``, then 8. Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
 as SimpleITK users expect (and a ``MedcodecError``).
@@ -76,6 +76,8 @@ def write_options(compressor: str = "", level: int = -1) -> dict:
             opts["max_error"] = 0
         elif key == "uniform" and not value:
             opts["adaptive"] = False
+        elif key == "no_wavelet" and not value:
+            opts["wavelet"] = False
         elif key == "roi" and value == "auto":
             opts["roi"] = "auto"
         elif key in _NUMBER_OPTIONS and value:
@@ -86,11 +88,11 @@ def write_options(compressor: str = "", level: int = -1) -> dict:
         else:
             raise MedcodecSitkError(f"unknown compressor option {part!r}; use iterations=K, bpp=B, "
                                     "ratio=R, psnr=DB, max_error=E or lossless (with a target also "
-                                    "roi=auto, background_weight=W, uniform)")
+                                    "roi=auto, background_weight=W, uniform, no_wavelet)")
     targeted = {"bpp", "ratio", "psnr"} & set(opts)
-    if {"roi", "background_weight", "adaptive"} & set(opts) and not targeted:
-        raise MedcodecSitkError("compressor options roi, background_weight and uniform need a bpp, ratio "
-                                "or psnr target")
+    if {"roi", "background_weight", "adaptive", "wavelet"} & set(opts) and not targeted:
+        raise MedcodecSitkError("compressor options roi, background_weight, uniform and no_wavelet need a "
+                                "bpp, ratio or psnr target")
     if not targeted and "iterations" not in opts:
         opts["iterations"] = _default_iterations(level)
     return opts

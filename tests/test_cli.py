@@ -145,9 +145,15 @@ def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, c
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x2.mlc"), "--ratio", "8", "-k", "99"]) == 2
     assert "cap" in capsys.readouterr().err
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "t.mlc"), "--ratio", "8", "--roi", "auto",
-                 "--background-weight", "0.2", "--json"]) == 0
+                 "--background-weight", "0.2", "--no-wavelet", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["ratio"] >= 8.0 and stats["psnr_roi"] is not None and stats["tiles"]["tile_pixels"] == 32
+    assert stats["transform_step"] is None
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "t2.mlc"), "--psnr", "45", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)  # the wavelet layer is the smallest at 45 dB
+    assert stats["psnr"] >= 45.0 and stats["transform_step"] > 0
+    assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "t3.mlc"), "--no-wavelet"]) == 2
+    assert "--no-wavelet applies" in capsys.readouterr().err
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "v.mlc"), "--ratio", "8", "--uniform"]) == 0
     assert "tiles" not in capsys.readouterr().out
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "w.mlc"), "--roi", "auto"]) == 2

@@ -65,3 +65,14 @@ def test_pieces_that_do_not_cover_the_image_are_refused():
     for bad in ((2, 2), (4, 2), (3, 1), (0, 2)):
         with pytest.raises(ContainerError, match="inconsistent"):
             container.validate_header(container.Header(**{**h.__dict__, "grid": bad}))
+
+
+def test_wavelet_layer_over_pieces_meets_its_psnr(small_pieces, tmp_path, tiny_model_id, rng):
+    """The step is planned on whole slices but coded per piece: the real file is checked
+    and the step shrunk until it meets the target."""
+    yy, xx = np.mgrid[:150, :100]
+    vol = (1000 + 400 * np.sin(xx / 9.0) * np.cos(yy / 13.0) + rng.normal(0, 20, (150, 100))).astype(np.int16)
+    st = ratecontrol.compress_to(vol, tmp_path / "w.mlc", psnr=42.0)
+    assert container.read_header(tmp_path / "w.mlc").grid == (3, 2)
+    assert st.transform_step is not None
+    assert prep.psnr(vol, api.decompress(tmp_path / "w.mlc")[0]) == pytest.approx(st.psnr) and st.psnr >= 42.0

@@ -55,19 +55,23 @@ def test_cell_weights_and_mask_checks():
 def test_rate_control_with_a_region(tmp_path, tiny_model_id, rng):
     img, body = ct_phantom(rng, 128)
     mask = roi.body_mask(img)
-    flt = img.astype(np.float32)  # float: no residual-layer candidate, so the tiles are tested
+    flt = img.astype(np.float32)  # float: no bounded-error candidate; no wavelet: the tiles are tested
     api.compress(flt, tmp_path / "f.mlc", iterations=4)
     reach = roi.psnr_inside(flt, api.decompress(tmp_path / "f.mlc")[0], mask)
     goal = reach - 0.3  # within the network's reach
-    st = ratecontrol.compress_to(flt, tmp_path / "r.mlc", psnr=goal, roi=mask)
+    st = ratecontrol.compress_to(flt, tmp_path / "r.mlc", psnr=goal, roi=mask, wavelet=False)
     decoded, _ = api.decompress(tmp_path / "r.mlc")
     assert st.psnr_roi == pytest.approx(roi.psnr_inside(flt, decoded, mask)) and st.psnr_roi >= goal
     assert st.tiles is not None and prep.psnr(flt, decoded) == pytest.approx(st.psnr, abs=1e-9)
     # an integer image also gets the residual-layer candidate: whichever is smaller, the region meets it
     st = ratecontrol.compress_to(img, tmp_path / "i.mlc", psnr=goal, roi=mask)
     assert roi.psnr_inside(img, api.decompress(tmp_path / "i.mlc")[0], mask) >= goal
-    st = ratecontrol.compress_to(img, tmp_path / "e.mlc", psnr=reach + 10, roi=mask)  # residual layer
+    st = ratecontrol.compress_to(img, tmp_path / "e.mlc", psnr=reach + 10, roi=mask)  # a residual layer
     decoded, _ = api.decompress(tmp_path / "e.mlc")
+    assert st.transform_step is not None and roi.psnr_inside(img, decoded, mask) >= reach + 10
+    assert st.psnr_roi == pytest.approx(roi.psnr_inside(img, decoded, mask))
+    st = ratecontrol.compress_to(img, tmp_path / "e2.mlc", psnr=reach + 10, roi=mask, wavelet=False)
+    decoded, _ = api.decompress(tmp_path / "e2.mlc")
     assert st.error_bound is not None and roi.psnr_inside(img, decoded, mask) >= reach + 10
     st = ratecontrol.compress_to(img, tmp_path / "b.mlc", bpp=0.3, roi="auto")
     assert st.psnr_roi is not None and st.bpp <= 0.3

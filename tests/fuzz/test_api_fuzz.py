@@ -15,15 +15,15 @@ from medcodec.errors import MedcodecError
 
 from ..test_container import _chunks
 
-# 2 tests x 150 inputs in CI (each decode runs the network); longer: MEDCODEC_FUZZ_EXAMPLES
-EXAMPLES = max(1, int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "1500")) // 10)
+# 2 tests x 2 files x 75 inputs in CI (each decode runs the network); longer: MEDCODEC_FUZZ_EXAMPLES
+EXAMPLES = max(1, int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "1500")) // 20)
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-@pytest.fixture(scope="module")
-def valid_file(tmp_path_factory, tiny_checkpoints):
-    """A small file with every optional structure: pieces, adaptive tiles, residual layer
-    (the tiny model stays installed for this module's tests)."""
+@pytest.fixture(scope="module", params=["bounded", "wavelet"])
+def valid_file(request, tmp_path_factory, tiny_checkpoints):
+    """A small file with every optional structure: pieces, adaptive tiles, a residual layer
+    (bounded-error or wavelet) (the tiny model stays installed for this module's tests)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDCODEC_CHECKPOINTS", str(tiny_checkpoints))
         with pytest.MonkeyPatch.context() as pieces:
@@ -32,7 +32,8 @@ def valid_file(tmp_path_factory, tiny_checkpoints):
             vol = rng.integers(0, 3000, (2, 40, 33)).astype(np.uint16)
             counts = rng.integers(0, 3, (2 * 4, 1, 1)).astype(np.uint8)
             path = tmp_path_factory.mktemp("api") / "v.mlc"
-            api.compress(vol, path, iterations=2, max_error=3, tiles=container.TileMap(2, counts))
+            layer = {"max_error": 3} if request.param == "bounded" else {"transform_step": 40.0}
+            api.compress(vol, path, iterations=2, tiles=container.TileMap(2, counts), **layer)
             assert container.read_header(path).grid == (2, 2)
         yield path.read_bytes()
 

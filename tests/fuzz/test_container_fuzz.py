@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from medcodec import container, entropy
+from medcodec import container, entropy, transform_residual
 from medcodec.errors import MedcodecError
 
 from ..test_container import _chunks
@@ -17,7 +17,8 @@ DATA = Path(__file__).parent.parent / "data"
 GOLDEN = (DATA / "golden_v1.mlc").read_bytes()  # format 1.0: packed / deflated codes
 GOLDEN_1_1 = (DATA / "golden_v1_1.mlc").read_bytes()  # format 1.1: context-coded codes
 GOLDEN_1_2 = (DATA / "golden_v1_2.mlc").read_bytes()  # format 1.2: adaptive tiles
-GRIDS = {(1, 0): (2, 3), (1, 1): (6, 5), (1, 2): (7, 6)}  # the golden files' code grids
+GOLDEN_1_3 = (DATA / "golden_v1_3.mlc").read_bytes()  # format 1.3: wavelet residual layer
+GRIDS = {(1, 0): (2, 3), (1, 1): (6, 5), (1, 2): (7, 6), (1, 3): (2, 3)}  # the golden files' code grids
 # 4 tests x 1500 inputs in CI; a long run: MEDCODEC_FUZZ_EXAMPLES=25000 python -m pytest tests/fuzz
 EXAMPLES = int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "1500"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -32,6 +33,9 @@ def read_everything(path: Path) -> None:
             codes = entropy.decode_slices([[r.read_codes(s, t) for t in range(h.iterations)]], (gh, gw, h.bits),
                                           None if counts is None else counts[s:s + 1])
             assert set(np.unique(codes)) <= ({-1, 1} if counts is None else {-1, 0, 1})
+            if r.transform is not None and h.height * h.width <= 4096:
+                levels, data = r.read_transform(s)
+                transform_residual.decode_bands(data, (h.height, h.width))
         r.verify_end()
 
 
@@ -51,7 +55,7 @@ def test_random_bytes(tmp_path_factory, data):
 
 
 @SETTINGS
-@given(st.sampled_from([GOLDEN, GOLDEN_1_1, GOLDEN_1_2]),
+@given(st.sampled_from([GOLDEN, GOLDEN_1_1, GOLDEN_1_2, GOLDEN_1_3]),
        st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), min_size=1, max_size=8))
 def test_mutated_golden_file(tmp_path_factory, golden, edits):
     data = bytearray(golden)
@@ -67,16 +71,17 @@ def test_truncated_or_extended(tmp_path_factory, cut, tail):
 
 
 @SETTINGS
-@given(st.sampled_from([GOLDEN, GOLDEN_1_1, GOLDEN_1_2]), st.integers(0, 7), st.binary(min_size=1, max_size=600))
+@given(st.sampled_from([GOLDEN, GOLDEN_1_1, GOLDEN_1_2, GOLDEN_1_3]), st.integers(0, 7), st.binary(min_size=1, max_size=600))
 # found by the 100,000-input run: constriction raised AssertionError on garbage words
 @example(GOLDEN_1_1, 5, b"q\x1b\x001\xc7\xd4\x00\x14\xa1n\xd1\x01")
 def test_mutations_with_fixed_checksums(tmp_path_factory, golden, which, payload):
-    """Forgeries whose CRCs are right: a CODE chunk replaced by arbitrary bytes (for the 1.1
-    file, often a context-coded chunk with a valid prefix and garbage words)."""
+    """Forgeries whose CRCs are right: a CODE (or, in 1.3, XRES) chunk replaced by arbitrary
+    bytes (often a valid prefix and garbage range-coder words)."""
     chunks = _chunks(golden)
-    code_at = [i for i, (c, _) in enumerate(chunks) if c == b"CODE"]
+    code_at = [i for i, (c, _) in enumerate(chunks) if c in (b"CODE", b"XRES")]
     i = code_at[which % len(code_at)]
-    if golden is not GOLDEN and payload[0] % 2:  # keep slice/iteration/coding, garble the words
-        payload = chunks[i][1][:7] + payload
-    chunks[i] = (b"CODE", payload)
+    kind = chunks[i][0]
+    if golden is not GOLDEN and payload[0] % 2:  # keep the chunk's prefix, garble the words
+        payload = chunks[i][1][:7 if kind == b"CODE" else 5] + payload
+    chunks[i] = (kind, payload)
     check(tmp_path_factory.mktemp("f"), golden[:16] + b"".join(container._chunk(c, p) for c, p in chunks))

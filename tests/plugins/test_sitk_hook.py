@@ -211,7 +211,8 @@ def test_write_options_parse_rate_and_quality(monkeypatch):
     assert write_options("psnr=40, roi=auto, background_weight=0.2") == {
         "psnr": 40.0, "roi": "auto", "background_weight": 0.2}
     assert write_options("bpp=1,uniform") == {"bpp": 1.0, "adaptive": False}
-    for bad in ("psnr=high", "quality=9", "roi=auto", "roi=maybe,bpp=1", "uniform=3"):
+    assert write_options("psnr=45,no_wavelet") == {"psnr": 45.0, "wavelet": False}
+    for bad in ("psnr=high", "quality=9", "roi=auto", "roi=maybe,bpp=1", "uniform=3", "no_wavelet"):
         with pytest.raises(MedcodecSitkError):
             write_options(bad)
 
