@@ -1,15 +1,18 @@
-"""Rate-distortion of adaptive tiles (rate control with RD-chosen per-tile iteration counts).
+"""Rate-distortion of rate control: adaptive tiles, residual layers, the chosen split.
 
     python benchmarks/rd_adaptive.py [--images NAME ...]    # writes benchmarks/results/rd_adaptive.csv
-    python benchmarks/rd_compare.py                          # adds it to the comparison as medcodec-tiles
+    python benchmarks/rd_adaptive.py --no-wavelet --merge   # the same without the wavelet layer
+    python benchmarks/rd_compare.py                          # adds them to the comparison
 
-Encodes every development image with ``--bpp`` targets (adaptive tiles, the default of the
-rate-control modes) and with ``--psnr`` targets (45 dB and others; beyond the network's
-reach the bounded-error residual layer meets them), decodes each file and records the rate
-from its bytes and the PSNR (peak = image max - min) of the really decoded image. Also
-compares with uniform iterations: ``rd_compare.py`` shows these points beside the prefixes
-of one encode (``rd_medcodec.csv``), which are exactly what a uniform count writes
-(``--uniform`` here reruns them through rate control).
+Encodes every development image with ``--bpp`` targets and ``--psnr`` targets (40 and 45 dB)
+through rate control (every candidate: uniform prefix, adaptive tiles, the bounded-error
+and the wavelet residual layers over 0-8 learned iterations; the one that wins is
+recorded in ``layer`` with its ``iterations``), decodes each file and records the rate from
+its bytes and the PSNR (peak = image max - min) of the really decoded image. Rows are
+labelled ``medcodec-ratecontrol`` (all candidates) or ``medcodec-nowavelet``
+(``--no-wavelet``: the learned layers and the bounded-error layer only). ``--uniform``
+reruns the rate targets with one count per image (what the prefixes of ``rd_medcodec.csv``
+are already).
 """
 
 from __future__ import annotations
@@ -28,18 +31,28 @@ BPP_TARGETS = (0.15, 0.25, 0.5, 1.0, 1.5)
 PSNR_TARGETS = (40.0, 45.0)
 
 
-def run(name, modality, array, work: Path, uniform: bool, **target) -> dict:
+def _layer(st) -> str:
+    if st.transform_step is not None:
+        return "wavelet"
+    if st.error_bound is not None:
+        return "bounded"
+    return "tiles" if st.tiles else "uniform"
+
+
+def run(name, modality, array, work: Path, uniform: bool, wavelet: bool, **target) -> dict:
     path = work / f"{name}.mlc"
     t0 = time.perf_counter()
-    st = ratecontrol.compress_to(array, path, overwrite=True, adaptive=not uniform, **target)
+    st = ratecontrol.compress_to(array, path, overwrite=True, adaptive=not uniform, wavelet=wavelet, **target)
     seconds = time.perf_counter() - t0
     decoded, _ = api.decompress(path)
     (kind, value), = target.items()
-    return {"image": name, "modality": modality, "codec": "medcodec-uniform" if uniform else "medcodec-tiles",
-            "target": f"{kind}={value:g}", "bytes": path.stat().st_size,
+    codec = "medcodec-uniform" if uniform else "medcodec-ratecontrol" if wavelet else "medcodec-nowavelet"
+    return {"image": name, "modality": modality, "codec": codec,
+            "target": f"{kind}={value:g}", "layer": _layer(st), "bytes": path.stat().st_size,
             "bpp": 8.0 * path.stat().st_size / array.size, "psnr": prep.psnr(array, decoded),
             "max_error": prep.max_abs_error(array, decoded), "iterations": st.iterations,
             "error_bound": "" if st.error_bound is None else st.error_bound,
+            "wavelet_step": "" if st.transform_step is None else round(st.transform_step, 4),
             "mean_tile_iterations": "" if not st.tiles else round(st.tiles["mean_iterations"], 3),
             "worst_tile_psnr": "" if not st.tiles else round(st.tiles["worst_tile_psnr"], 2),
             "encode_s": round(seconds, 2)}
@@ -54,6 +67,8 @@ def main(argv=None) -> int:
                         "prefixes of rd_medcodec.csv, so off by default)")
     p.add_argument("--bpp-targets", type=float, nargs="*", default=list(BPP_TARGETS))
     p.add_argument("--psnr-targets", type=float, nargs="*", default=list(PSNR_TARGETS))
+    p.add_argument("--no-wavelet", action="store_true",
+                   help="leave out the wavelet residual layer candidate (rows labelled medcodec-nowavelet)")
     p.add_argument("--merge", action="store_true",
                    help="keep the rows of an existing CSV that this run does not redo")
     args = p.parse_args(argv)
@@ -67,7 +82,7 @@ def main(argv=None) -> int:
                     targets += [{"psnr": q} for q in args.psnr_targets]
                 for target in targets:
                     try:
-                        row = run(e.name, e.modality, array, Path(tmp), uniform, **target)
+                        row = run(e.name, e.modality, array, Path(tmp), uniform, not args.no_wavelet, **target)
                     except Exception as exc:  # an out-of-reach target is a result, not a crash
                         print(f"{e.name} {target}: {exc}", file=sys.stderr)
                         continue
@@ -80,6 +95,8 @@ def main(argv=None) -> int:
             old = [r for r in csv.DictReader(line for line in f if not line.startswith("#"))
                    if (r["image"], r["codec"], r["target"]) not in redone]
         rows = old + rows
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        rows = [{k: r.get(k, "") for k in fields} for r in rows]
     with open(out, "w", newline="") as f:
         f.write(f"# {machine_description()}\n")
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

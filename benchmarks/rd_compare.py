@@ -7,10 +7,11 @@ and codec (linear interpolation between measured points; "-" outside a codec's r
 rate each codec needs for 45 dB (interpolated in log rate), the BD-rate of every codec
 against JPEG 2000 over their common PSNR range, and writes ``rd_compare.png`` (one panel per
 image) and ``rd_compare.md``. "medcodec" is uniform iterations (every prefix of one
-encode, ``rd_medcodec.csv``); "medcodec-tiles" are the learned layers with adaptive tiles
-(rate-control results without a residual layer) and "medcodec-ratecontrol" every
-rate-control result, whichever candidate won, residual layer included (``rd_adaptive.csv``
-from ``rd_adaptive.py``, if present).
+encode, ``rd_medcodec.csv``). From ``rd_adaptive.csv`` (``rd_adaptive.py``, if present):
+"medcodec-ratecontrol" is every rate-control result, whichever candidate won (wavelet
+residual layer included); "medcodec-nowavelet" the same without the wavelet candidate
+(learned layers and the bounded-error layer); "medcodec-tiles" the learned layers alone
+with adaptive tiles (no residual layer at all).
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ def load(results: Path) -> dict:
             for r in csv.DictReader(line for line in f if not line.startswith("#")):
                 codec = r[codec_col] if codec_col else "medcodec"
                 point = (float(r["bpp"]), float(r["psnr"]))
-                if name == "rd_adaptive.csv":  # every rate-control result, and the network-only ones
-                    curves[r["image"]]["medcodec-ratecontrol"].append(point)
-                    if r.get("error_bound"):
-                        continue
+                if name == "rd_adaptive.csv" and codec == "medcodec-nowavelet":
+                    curves[r["image"]][codec].append(point)
+                    if not r.get("error_bound"):  # the learned layers alone
+                        curves[r["image"]]["medcodec-tiles"].append(point)
+                    continue
                 curves[r["image"]][codec].append(point)
     for image in curves:
         for codec, pts in curves[image].items():

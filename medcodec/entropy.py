@@ -61,6 +61,7 @@ class AdaptiveBits:
         self.n = n
         self.counts = np.ones((streams, n, 2), np.int64)
         self._rows = np.arange(streams)[:, None]
+        self._pending = np.zeros(0, np.intp)  # contexts still above the limit after halving
 
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per position, float64 k / 2^16 (exact), from integer counts."""
@@ -70,16 +71,20 @@ class AdaptiveBits:
 
     def update(self, ctx: np.ndarray, ones: np.ndarray, where: np.ndarray | None = None) -> None:
         """Count the bits ``ones`` seen in contexts ``ctx`` (both (streams, m)); only where
-        ``where`` is True if given."""
+        ``where`` is True if given. Every context whose total then exceeds
+        :data:`COUNT_LIMIT` is halved once (work proportional to the bits, not to the
+        number of contexts: only touched contexts, and those still above the limit after
+        their last halving, can exceed it)."""
         flat = (self._rows * self.n + ctx).ravel()
         ones = ones.ravel()
         if where is not None:
             flat, ones = flat[where.ravel()], ones[where.ravel()]
-        size = self.counts.shape[0] * self.n
-        self.counts[..., 1] += np.bincount(flat[ones], minlength=size).reshape(-1, self.n)
-        self.counts[..., 0] += np.bincount(flat[~ones], minlength=size).reshape(-1, self.n)
-        big = self.counts.sum(axis=-1) > COUNT_LIMIT
-        self.counts[big] = (self.counts[big] + 1) >> 1
+        counts = self.counts.reshape(-1, 2)
+        np.add.at(counts, (flat, ones.astype(np.intp)), 1)
+        touched = np.unique(np.concatenate([flat, self._pending]))
+        big = touched[counts[touched].sum(axis=1) > COUNT_LIMIT]
+        counts[big] = (counts[big] + 1) >> 1
+        self._pending = big[counts[big].sum(axis=1) > COUNT_LIMIT]
 
 
 def bernoulli_family():

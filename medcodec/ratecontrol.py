@@ -13,16 +13,16 @@ candidates:
   lands within :data:`BPP_TOLERANCE` below the rate target (or meets the PSNR target) -
   at most :data:`MAX_PASSES` encodes.
 
-For a PSNR target on an integer image a third candidate is the bounded-error residual layer
-over a few learned iterations (:func:`_with_residual`); it is also how targets beyond the
-network's reach are met. The smallest file that meets a PSNR target, or the best quality
-within a rate budget, is kept.
+The wavelet residual layer over 0, 1, 2 or 4 learned iterations is a third candidate for
+every target (``wavelet=True``, :mod:`medcodec.wavelet_rate`), and for a PSNR target on an
+integer image the bounded-error residual layer over a few learned iterations is a fourth
+(:func:`_with_residual`); they are how targets beyond the network's reach are met. The
+smallest file that meets a PSNR target, or the best quality within a rate budget, is kept.
 Rates are counted from the bytes of the real file; PSNR uses the image's own dynamic range
 (max - min) as peak, as the benchmarks do.
 
-A PSNR beyond what the learned iterations reach is met by the bounded-error residual
-layer; the split between learned iterations and residual is chosen by measured rate
-(:func:`_with_residual`). All modes return :class:`medcodec.api.EncodeStats` measured on
+In every case the split between learned iterations and a residual layer is chosen by
+measured rate (or quality) of real encodes. All modes return :class:`medcodec.api.EncodeStats` measured on
 the written file.
 """
 
@@ -131,7 +131,7 @@ def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None
                 candidates.append((_stats_of(temps["uniform"], array, full, k), temps["uniform"]))
         if wavelet:
             layered = wavelet_rate.candidate(array, temps["wavelet"], full_path, psnr=psnr, bpp=bpp, mask=mask,
-                                             **kwargs)
+                                             tolerance=BPP_TOLERANCE, **kwargs)
             if layered is not None:
                 candidates.append((layered, temps["wavelet"]))
         if psnr is not None and array.dtype.kind in "iu":

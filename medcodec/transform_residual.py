@@ -35,6 +35,7 @@ TAU = 0.30  # quantizer rounding offset (< 0.5: a dead zone around 0); tuned on 
 TAU_ISOLATED = 0.10  # rounding offset for an isolated coefficient (see quantize)
 RHO = 0.15  # reconstruction offset inside a bin (coefficients sit low in their bins)
 _MAX_LEN = 48
+_MAX_Q = 2 ** 46
 _CLASSES = 12
 _KINDS = 4  # seed, distance-2 passes, distance-1 diagonal, distance-1 direct
 _GROUPS = 4  # LL, coarse details, second finest level, finest level
@@ -71,10 +72,8 @@ def _magnitude_class(v: np.ndarray) -> np.ndarray:
 
 
 def _bit_length(a: np.ndarray) -> np.ndarray:
-    out = np.zeros(a.shape, np.int64)
-    for k in range(_MAX_LEN):
-        out += a >= (np.int64(1) << k)
-    return out
+    """Bits of non-negative integers below 2^53 (exact through float64's exponent)."""
+    return np.frexp(a.astype(np.float64))[1].astype(np.int64)
 
 
 def _coded_flags(coder, model: AdaptiveBits, ctx: np.ndarray, want) -> np.ndarray:
@@ -186,8 +185,8 @@ def quantize(bands, delta: float, levels: int):
     the encoder alone: the decoder does not need to know)."""
     norms = wavelet.synthesis_norms(levels)
 
-    def q(c, n):
-        return (np.sign(c) * np.floor(np.abs(c) * (n / delta) + TAU)).astype(np.int64)
+    def q(c, n):  # clipped far beyond any real image, so bit lengths stay below _MAX_LEN
+        return np.clip(np.sign(c) * np.floor(np.abs(c) * (n / delta) + TAU), -_MAX_Q, _MAX_Q).astype(np.int64)
 
     out = [q(bands[0], norms[0])]
     for lev in range(1, levels + 1):

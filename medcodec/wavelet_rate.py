@@ -25,9 +25,11 @@ from . import api, container, prep, tiles, transform_residual, wavelet
 
 BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
 XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
+RATE_SAMPLE_SLICES = 12
 _PSNR_STEPS = 10  # bisection steps after bracketing within a factor 4: step within 0.2 %
 _RATE_STEPS = 7  # each costs a full entropy coding: step within 1.1 %
-_FINAL_TRIES = 6
+_FINAL_TRIES = 6  # real encodes to meet a PSNR target
+_RATE_TRIES = 8  # real encodes to land within the rate window
 
 
 class _Slices:
@@ -49,10 +51,15 @@ class _Slices:
             total += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
         return total
 
-    def coded_bytes(self, delta: float) -> int:
+    def coded_bytes(self, delta: float) -> float:
+        """Bytes of the layer at this step; for volumes estimated from every n-th slice
+        (at most :data:`RATE_SAMPLE_SLICES` coded; the real file is measured afterwards)."""
         shape = self.originals.shape[1:]
-        return sum(len(transform_residual.encode_bands(q, shape)) + XRES_OVERHEAD_BYTES
-                   for q in self.quantized(delta))
+        n = len(self.bands)
+        picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
+        coded = sum(len(transform_residual.encode_bands(
+            transform_residual.quantize(self.bands[i], delta, self.levels), shape)) for i in picked)
+        return coded * n / len(picked) + XRES_OVERHEAD_BYTES * n
 
 
 def _bisect(ok, start: float, steps: int, upper: float) -> float:
@@ -89,11 +96,40 @@ def _zero_tiles(full_path) -> container.TileMap:
     return container.TileMap(cells, np.zeros((h.slices, -(-grid[0] // cells), -(-grid[1] // cells)), np.uint8))
 
 
+def _fit_rate(encode, step: float, bpp: float, tolerance: float):
+    """Encode at ``step``, then correct the step until the real file lands within
+    ``tolerance`` below ``bpp``: a first correction assuming rate ~ 1 / step, then
+    bisection (in log step) between a step that overshoots and one that fits (the rate is
+    not quite monotone at low rates, so bracketing is safer than extrapolation). Returns the
+    stats of the file on disk: in the window, else the largest that fits (re-encoded last),
+    else None."""
+    over = under = None  # the largest step overshooting, the smallest step fitting
+    fit = None  # (bpp, step) of the largest file within the budget
+    for _ in range(_RATE_TRIES):
+        stats = encode(step)
+        if stats.bpp <= bpp:
+            if bpp * (1 - tolerance) <= stats.bpp:
+                return stats
+            if fit is None or stats.bpp > fit[0]:
+                fit = (stats.bpp, step)
+            under = step if under is None else min(under, step)
+        else:
+            over = step if over is None else max(over, step)
+        if over is not None and under is not None:
+            step = math.sqrt(over * under)
+        else:  # no bracket yet: rate ~ 1 / step, within a factor 2
+            step *= max(0.5, min(2.0, stats.bpp / (bpp * (1 - tolerance / 2))))
+    if fit is None:
+        return None
+    return encode(fit[1])
+
+
 def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, bpp: float | None = None,
-              mask: np.ndarray | None = None, **kwargs) -> api.EncodeStats | None:
+              mask: np.ndarray | None = None, tolerance: float = 0.05, **kwargs) -> api.EncodeStats | None:
     """Encode ``array`` to ``path`` with the best (base, step) for the target; None when
     no step fits a rate target. ``full_path``: the full-iteration encode of the same array
-    (its prefixes are the bases); ``kwargs`` go to :func:`medcodec.api.compress`."""
+    (its prefixes are the bases); a rate target is met within ``tolerance`` below it where
+    possible; ``kwargs`` go to :func:`medcodec.api.compress`."""
     originals = array.reshape((-1,) + array.shape[-2:])
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
     window = container.read_header(full_path).window
@@ -125,21 +161,27 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     if best is None:
         return None
     _, k, step = best
-    for _ in range(_FINAL_TRIES):
+
+    def encode(step):
         stats = api.compress(array, path, iterations=max(k, 1), tiles=_zero_tiles(full_path) if k == 0 else None,
                              transform_step=step, overwrite=True, **kwargs)
-        reached = stats.psnr if mask is None else prep.psnr(
-            array[mask], api.decompress(path)[0][mask], peak=peak)
         if mask is not None:
-            stats.psnr_roi = reached
-        if psnr is not None and reached < psnr:  # PSNR falls ~20 log10 of the step
-            step *= min(0.97, 10 ** ((reached - psnr) / 20))
-        elif bpp is not None and stats.bpp > bpp:  # the real file (pieces) costs more than planned
-            step *= max(1.03, (stats.bpp / bpp) ** 2)
+            stats.psnr_roi = prep.psnr(array[mask], api.decompress(path)[0][mask], peak=peak)
+        return stats
+
+    if psnr is not None:
+        for _ in range(_FINAL_TRIES):
+            stats = encode(step)
+            reached = stats.psnr if mask is None else stats.psnr_roi
+            if reached >= psnr:
+                break
+            step *= min(0.97, 10 ** ((reached - psnr) / 20))  # PSNR falls ~20 log10 of the step
         else:
-            break
+            return None  # never a candidate that misses its target
     else:
-        return None  # never a candidate that misses its target
+        stats = _fit_rate(encode, step, bpp, tolerance)
+        if stats is None:
+            return None
     if k == 0:  # what the learned layers contribute: nothing (their tiles all have count 0)
         stats.iterations, stats.tiles, stats.psnr_per_iteration = 0, None, []
     return stats
