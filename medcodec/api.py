@@ -342,7 +342,10 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             chunks = [[reader.read_codes(i, t) for t in range(k)] for i in ids]
             codes[:, : stop - start, :gh, :gw] = entropy.decode_slices(
                 chunks, (gh, gw, cfg.bits), None if imap is None else imap[: stop - start, :gh, :gw, 0]).swapaxes(0, 1)
-            launched = (start, stop, _launch_decoder(params, cfg, codes, mask, imap))
+            if imap is not None and not imap.any():  # every tile at count 0: the base is the window's middle
+                launched = (start, stop, np.zeros((batch, hc, wc, 1), np.float32))
+            else:
+                launched = (start, stop, _launch_decoder(params, cfg, codes, mask, imap))
             if pending is not None:
                 finish(*pending)
             pending = launched

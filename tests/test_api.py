@@ -187,3 +187,20 @@ def test_wavelet_residual_layer_through_the_library(tmp_path, tiny_model_id, rng
     with pytest.raises(InputError, match="not both"):
         medcodec.compress(vol, tmp_path / "x.mlc", transform_step=2.0, max_error=1)
     assert not (tmp_path / "x.mlc").exists()
+
+
+def test_zero_count_tiles_decode_to_the_window_middle_without_the_network(tmp_path, tiny_model_id, rng):
+    """A file whose tiles all have count 0 (rate control's "no learned iteration" base):
+    the decoder skips the network and gives what the encoder measured."""
+    from medcodec import container, wavelet_rate
+
+    vol = (rng.normal(size=(2, 40, 50)) * 200 + 1000).astype(np.int16)
+    medcodec.compress(vol, tmp_path / "full.mlc", iterations=1)
+    zero = wavelet_rate._zero_tiles(tmp_path / "full.mlc")
+    base = medcodec.compress(vol, tmp_path / "b.mlc", iterations=1, tiles=zero)
+    out, h = medcodec.decompress(tmp_path / "b.mlc")
+    assert np.all(out == np.rint((h.window[0] + h.window[1]) / 2)) and prep.psnr(vol, out) == base.psnr
+    st = medcodec.compress(vol, tmp_path / "w.mlc", iterations=1, tiles=zero, transform_step=10.0)
+    out, _ = medcodec.decompress(tmp_path / "w.mlc")
+    assert prep.psnr(vol, out) == st.psnr and st.psnr > 40
+    assert container.read_header(tmp_path / "w.mlc").version == (1, 3)
