@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from medcodec import api, prep, ratecontrol
-from medcodec.evaluate import evaluation_images, machine_description
+from medcodec.evaluate import evaluation_images, write_csv
 
 BPP_TARGETS = (0.15, 0.25, 0.5, 1.0, 1.5)
 PSNR_TARGETS = (40.0, 45.0)
@@ -97,12 +97,7 @@ def main(argv=None) -> int:
         rows = old + rows
         fields = list(dict.fromkeys(k for r in rows for k in r))
         rows = [{k: r.get(k, "") for k in fields} for r in rows]
-    with open(out, "w", newline="") as f:
-        f.write(f"# {machine_description()}\n")
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"wrote {out}")
+    write_csv(out, rows)
     return 0
 
 

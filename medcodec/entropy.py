@@ -94,6 +94,46 @@ def bernoulli_family():
     return constriction.stream.model.Bernoulli(perfect=False)
 
 
+def range_encoder():
+    """For the residual layers: (code, payload). ``code(ctx, want, model)`` range codes the
+    bits ``want`` with ``model``'s probabilities in contexts ``ctx`` (None: p = 1/2) and
+    returns them; ``payload()`` is the stream (32-bit words, little-endian)."""
+    import constriction
+
+    enc = constriction.stream.queue.RangeEncoder()
+    family = bernoulli_family()
+
+    def code(ctx, want, model):
+        if want.size:
+            p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
+            enc.encode(np.asarray(want, np.int32), family, p)
+        return want
+
+    return code, lambda: enc.get_compressed().astype("<u4").tobytes()
+
+
+def range_decoder(data: bytes, what: str):
+    """The decoding twin of :func:`range_encoder`'s ``code``: reads ``want.size`` bits.
+    Raises ContainerError (naming ``what``) for a stream that does not decode."""
+    import constriction
+
+    if len(data) % 4:
+        raise ContainerError(f"{what} is not a whole number of 32-bit words")
+    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
+    family = bernoulli_family()
+
+    def code(ctx, want, model):
+        if not want.size:
+            return want
+        p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
+        try:
+            return np.asarray(dec.decode(family, p)) > 0
+        except Exception as e:  # constriction reports invalid data with AssertionError
+            raise ContainerError(f"{what} does not decode: {e}") from e
+
+    return code
+
+
 class SliceModel(AdaptiveBits):
     """The code models of a batch of slices (one per slice); :meth:`walk` visits one
     iteration of all of them in lockstep (numpy work shared, streams kept apart)."""

@@ -34,6 +34,18 @@ def machine_description() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform}"
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Benchmark rows to a CSV whose first line (``# ...``) says which machine measured them."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        f.write(f"# {machine_description()}\n")
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {path}")
+
+
 def rd_curve(name: str, modality: str, array: np.ndarray, max_iterations: int, workdir: Path,
              model_id: str | None = None) -> list[dict]:
     """One row per iteration count: bpp, PSNR, max error of the decoded image."""

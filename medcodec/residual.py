@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entropy import AdaptiveBits, bernoulli_family
-from .errors import ContainerError
+from .entropy import AdaptiveBits, range_decoder, range_encoder
 
 SEED_STRIDE = 16
 _MAX_LEN = 40  # bit length of |q| for any 32-bit image
@@ -138,40 +137,15 @@ def _walk(base: np.ndarray, target: np.ndarray | None, max_error: int, coder) ->
 def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[bytes, np.ndarray]:
     """Code one slice's residual layer: (payload, decoded slice in the pixel type), with
     |decoded - original| <= max_error everywhere."""
-    import constriction
-
-    enc = constriction.stream.queue.RangeEncoder()
-    family = bernoulli_family()
-
-    def coder(ctx, want, model):
-        if want.size:
-            p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
-            enc.encode(np.asarray(want, np.int32), family, p)
-        return want
-
+    coder, payload = range_encoder()
     target = original.astype(np.int64) - base.astype(np.int64)
     rec = _walk(base, target, max_error, coder)
-    return enc.get_compressed().astype("<u4").tobytes(), _final(base, rec, original.dtype)
+    return payload(), _final(base, rec, original.dtype)
 
 
 def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
     """Inverse of :func:`encode_slice`: the decoded slice, in the base's pixel type."""
-    import constriction
-
-    if len(data) % 4:
-        raise ContainerError("residual chunk is not a whole number of 32-bit words")
-    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
-    family = bernoulli_family()
-
-    def coder(ctx, want, model):
-        if not want.size:
-            return want
-        p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
-        try:
-            return np.asarray(dec.decode(family, p)) > 0
-        except Exception as e:  # constriction reports invalid data with AssertionError
-            raise ContainerError(f"residual chunk does not decode: {e}") from e
-
+    coder = range_decoder(data, "residual chunk")
     return _final(base, _walk(base, None, max_error, coder), base.dtype)
 
 

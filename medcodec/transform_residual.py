@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wavelet
-from .entropy import AdaptiveBits, bernoulli_family
+from .entropy import AdaptiveBits, range_decoder, range_encoder
 from .errors import ContainerError
 
 TAU = 0.30  # quantizer rounding offset (< 0.5: a dead zone around 0); tuned on training images
@@ -77,7 +77,7 @@ def _bit_length(a: np.ndarray) -> np.ndarray:
 
 
 def _coded_flags(coder, model: AdaptiveBits, ctx: np.ndarray, want) -> np.ndarray:
-    flags = np.asarray(coder(ctx, want), bool)
+    flags = np.asarray(coder(ctx, want, model), bool)
     model.update(ctx[None], flags[None])
     return flags
 
@@ -112,7 +112,7 @@ def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coder)
             ctx = _LOW_BASE + np.minimum(ctx_len[idx[first]] % _CLASSES, 7) * 16 + np.minimum(dec_len[idx[first]], 15)
             got[first] = _coded_flags(coder, model, ctx, want[first])
         if (~first).any():
-            got[~first] = np.asarray(coder(None, want[~first]), bool)
+            got[~first] = np.asarray(coder(None, want[~first], model), bool)
         vals[idx] = (vals[idx] << 1) | got
     vals[nz] = np.where(signs, -vals[nz], vals[nz])
     return vals
@@ -245,20 +245,9 @@ def encode_slice(original: np.ndarray, base: np.ndarray, delta: float, window: t
 
 def encode_bands(q_bands, shape: tuple[int, int]) -> bytes:
     """Range-code one slice's integer bands (layout of :func:`quantize`): the payload."""
-    import constriction
-
-    enc = constriction.stream.queue.RangeEncoder()
-    family = bernoulli_family()
-    model = AdaptiveBits(_N_CTX)
-
-    def coder(ctx, want):
-        if want.size:
-            p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
-            enc.encode(np.asarray(want, np.int32), family, p)
-        return want
-
-    _walk(shape, _levels(shape), q_bands, coder, model)
-    return enc.get_compressed().astype("<u4").tobytes()
+    coder, payload = range_encoder()
+    _walk(shape, _levels(shape), q_bands, coder, AdaptiveBits(_N_CTX))
+    return payload()
 
 
 def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, window: tuple[float, float],
@@ -274,24 +263,8 @@ def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, windo
 def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
     """Inverse of :func:`encode_bands`: the integer bands of an (h, w) slice. Raises
     ContainerError for a stream that does not decode."""
-    import constriction
-
-    if len(data) % 4:
-        raise ContainerError("transform residual chunk is not a whole number of 32-bit words")
-    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
-    family = bernoulli_family()
-    model = AdaptiveBits(_N_CTX)
-
-    def coder(ctx, want):
-        if not want.size:
-            return want
-        p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
-        try:
-            return np.asarray(dec.decode(family, p)) > 0
-        except Exception as e:  # constriction reports invalid data with AssertionError
-            raise ContainerError(f"transform residual chunk does not decode: {e}") from e
-
-    return _walk(tuple(shape), _levels(shape), None, coder, model)
+    coder = range_decoder(data, "transform residual chunk")
+    return _walk(tuple(shape), _levels(shape), None, coder, AdaptiveBits(_N_CTX))
 
 
 def _walk(shape, levels: int, q_bands, coder, model: AdaptiveBits) -> list:
