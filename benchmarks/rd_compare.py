@@ -5,7 +5,7 @@
 Prints a markdown table of PSNR (peak = image max - min) at 0.25 / 0.5 / 1 / 2 bpp per image
 and codec (linear interpolation between measured points; "-" outside a codec's range), the
 rate each codec needs for 45 dB (interpolated in log rate), the BD-rate of every codec
-against JPEG 2000 over their common PSNR range, and writes ``rd_compare.png`` (one panel per
+against JPEG 2000 over their common PSNR range (piecewise linear, see :func:`bd_rate`), and writes ``rd_compare.png`` (one panel per
 image) and ``rd_compare.md``. "medcodec" is uniform iterations (every prefix of one
 encode, ``rd_medcodec.csv``). From ``rd_adaptive.csv`` (``rd_adaptive.py``, if present):
 "medcodec-ratecontrol" is every rate-control result, whichever candidate won (wavelet
@@ -69,21 +69,26 @@ def bpp_at(pts, quality: float) -> float:
 
 
 def bd_rate(ref, test) -> float:
-    """Bjontegaard delta rate (%) of ``test`` against ``ref``; NaN if PSNR ranges overlap < 1 dB."""
-    if len(ref) < 4 or len(test) < 4:
+    """Bjontegaard delta rate (%) of ``test`` against ``ref``: the mean difference of log
+    rate over the common PSNR range, each curve interpolated piecewise linearly in (PSNR,
+    log rate) between its measured points; NaN if the ranges overlap < 1 dB.
+
+    Not the classic cubic fit: over curves of very different spans (JPEG 2000 swept over
+    27-55 dB against rate control's 40-53 dB on the CR) a cubic through all points bends
+    away from the measurements (the CR's cubic BD-rate said +31 % for a curve that is above
+    JPEG 2000's at every measured rate); the piecewise-linear mean follows the points."""
+    if len(ref) < 2 or len(test) < 2:
         return math.nan
     lo = max(min(q for _, q in ref), min(q for _, q in test))
     hi = min(max(q for _, q in ref), max(q for _, q in test))
     if hi - lo < 1.0:
         return math.nan
-    ints = []
-    for pts in (ref, test):
-        q = np.array([p[1] for p in pts])
-        r = np.log(np.array([p[0] for p in pts]))
-        poly = np.polyfit(q, r, 3)
-        integ = np.polyint(poly)
-        ints.append((np.polyval(integ, hi) - np.polyval(integ, lo)) / (hi - lo))
-    return float((math.exp(ints[1] - ints[0]) - 1) * 100)
+    grid = np.linspace(lo, hi, 512)
+
+    def log_rate(pts):
+        return np.interp(grid, [q for _, q in pts], [math.log(b) for b, _ in pts])
+
+    return float((math.exp(np.mean(log_rate(test) - log_rate(ref))) - 1) * 100)
 
 
 def main(argv=None) -> int:
