@@ -1,5 +1,5 @@
 """Transform residual layer: the learned base plus a context-coded wavelet residual, for
-quality targets beyond the network's reach (``--psnr``) at a transform coder's rate.
+rate and quality targets (``--bpp``, ``--psnr``) at a transform coder's rate.
 
 The bounded-error layer (:mod:`medcodec.residual`) is predictive, like JPEG-LS: excellent
 near lossless, but at 40-50 dB it spends far more bits than a transform coder. This layer
@@ -12,11 +12,18 @@ codes each slice's residual r = x - base in the CDF 9/7 wavelet domain
 - coding order: LL, then per level from coarse to fine LH, HL, HH; inside a band
   hierarchical passes (every 4th row and column, then the centres and edge midpoints of the
   4-grid, then of the 2-grid), so most coefficients see decoded neighbours on all sides;
-- q is binarized like the bounded-error layer (unary bit length, sign, low bits) and range
-  coded (``constriction``) with adaptive integer counts; the context of a coefficient is
-  (band group, pass kind, activity class, j), where activity combines the decoded
-  neighbours in its band, its parent (same orientation, next coarser level) and its
-  siblings (the other orientations at the same place, coded before it).
+- q is binarized like the bounded-error layer (flag q != 0, unary bit length, sign, low
+  bits) and range coded (``constriction``) with adaptive integer counts, updated after
+  chunks of 16, 32, ... 4096 coefficients. Contexts: q != 0 from (band group, seed pass or
+  not, how many of each neighbour pair along / across the band's edges are nonzero, parent
+  and sibling significance, activity class); the length flags from (band group, pass kind,
+  activity class, j); the sign from the neighbour pairs' signs; the bit below the leading
+  one from (activity class, length); the other low bits at p = 1/2. Activity combines the
+  decoded neighbours in the band, the parent (same orientation, next coarser level) and
+  the siblings (the other orientations at the same place, coded before it).
+- the encoder alone decides a dead zone TAU and drops isolated +-1 coefficients (no
+  nonzero neighbour or parent) below 1 - TAU_ISOLATED steps: they cost more bits than the
+  error they remove.
 
 Contexts depend only on decoded integers, so the stream decodes identically on every
 machine; the float base and transform only move the reconstruction (by far less than a grey
