@@ -181,7 +181,7 @@ def cmd_convert(args) -> int:
 def cmd_demo(args) -> int:
     from . import samples
 
-    return samples.demo(iterations=args.iterations, quiet=args.quiet, workdir=args.workdir)
+    return samples.demo(iterations=args.iterations, quiet=args.quiet, workdir=args.workdir, psnr=args.psnr)
 
 
 def cmd_train(args) -> int:
@@ -332,8 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="compress and restore a bundled real MR volume",
                        description="Round trip of a real MR head volume shipped with medcodec: "
-                                   "encode, decode, and print bpp and PSNR per iteration count.")
+                                   "encode, decode, and print bpp and PSNR per iteration count, then "
+                                   "through rate control at a PSNR target (and what it chose).")
     m.add_argument("--iterations", "-k", type=_positive_int, default=8)
+    m.add_argument("--psnr", type=_positive_float, default=45.0, metavar="DB",
+                   help="the rate-control row's target (default %(default)s dB)")
     m.add_argument("--workdir", help="keep the .mlc and decoded files here (default: a temp folder)")
     m.set_defaults(func=cmd_demo)
 

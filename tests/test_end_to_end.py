@@ -64,9 +64,11 @@ def test_progressive_decode_equals_shorter_encode_real_image(tmp_path, ct_small_
 
 
 def test_demo_main_job(capsys):
-    assert main(["-q", "demo", "-k", "2"]) == 0
+    assert main(["-q", "demo", "-k", "2", "--psnr", "40"]) == 0
     out = capsys.readouterr().out
     assert "PSNR" in out and "sample: real T1 MR head" in out
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("psnr=40"))
+    assert float(row[4]) >= 40.0 and "rate control kept" in out
 
 
 def test_cli_real_ct_volume(tmp_path, capsys):

@@ -18,11 +18,14 @@ def sample_path(name: str = "mr_head_t1.nii.gz") -> Path:
     return Path(str(resources.files(__name__).joinpath(name)))
 
 
-def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, out=None) -> int:
-    """Encode the bundled volume at several iteration counts up to ``iterations``, decode
-    each file, and print rate (from the file size) and quality."""
+def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, out=None,
+         psnr: float | None = 45.0) -> int:
+    """Encode the bundled volume at several iteration counts up to ``iterations`` and, with
+    ``psnr``, through rate control at that PSNR; decode each file, and print rate (from the
+    file size) and quality."""
     from .. import api, prep
     from ..imagefiles import from_sitk, read_image
+    from ..ratecontrol import compress_to
 
     out = out or sys.stdout
 
@@ -31,13 +34,19 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
     folder.mkdir(parents=True, exist_ok=True)
     print(f"sample: real T1 MR head, {array.shape[::-1]} voxels, {array.dtype}, "
           f"range {array.min()}..{array.max()}", file=out)
-    print(f"{'iterations':>10} {'bytes':>9} {'bpp':>7} {'ratio':>8} {'PSNR dB':>8} {'max err':>8} "
+    print(f"{'mode':>12} {'bytes':>9} {'bpp':>7} {'ratio':>8} {'PSNR dB':>8} {'max err':>8} "
           f"{'enc s':>6} {'dec s':>6}", file=out)
     ks = sorted({k for k in (1, 2, 4, 8, 12, 16) if k < iterations} | {iterations})
-    for k in ks:
-        path = folder / f"sample_k{k}.mlc"
+    runs = [(f"k={k}", folder / f"sample_k{k}.mlc",
+             lambda path, k=k: api.compress(array, path, iterations=k, geometry=geometry, metadata=metadata,
+                                            overwrite=True)) for k in ks]
+    if psnr is not None:
+        runs.append((f"psnr={psnr:g}", folder / f"sample_psnr{psnr:g}.mlc",
+                     lambda path: compress_to(array, path, psnr=psnr, geometry=geometry, metadata=metadata,
+                                              overwrite=True)))
+    for label, path, encode in runs:
         t0 = time.perf_counter()
-        stats = api.compress(array, path, iterations=k, geometry=geometry, metadata=metadata, overwrite=True)
+        stats = encode(path)
         t1 = time.perf_counter()
         restored = api.read(path)
         t2 = time.perf_counter()
@@ -45,8 +54,11 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
         if decoded.dtype != array.dtype or restored.GetSpacing() != tuple(geometry.spacing):
             print("geometry or pixel type changed in the round trip", file=sys.stderr)
             return 1
-        print(f"{k:>10} {stats.bytes:>9} {stats.bpp:>7.3f} {stats.ratio:>6.1f}:1 {prep.psnr(array, decoded):>8.2f} "
-              f"{prep.max_abs_error(array, decoded):>8g} {t1 - t0:>6.2f} {t2 - t1:>6.2f}", file=out)
+        print(f"{label:>12} {stats.bytes:>9} {stats.bpp:>7.3f} {stats.ratio:>6.1f}:1 "
+              f"{prep.psnr(array, decoded):>8.2f} {prep.max_abs_error(array, decoded):>8g} "
+              f"{t1 - t0:>6.2f} {t2 - t1:>6.2f}", file=out)
+        if label.startswith("psnr"):
+            print(f"{'':>12} rate control kept: {stats.summary().split('(', 1)[1].rstrip(')')}", file=out)
     print(f"files in {folder} (PSNR peak = image max - min; bpp counted from the bytes on disk; "
-          "seconds include compiling for each new iteration count)", file=out)
+          "seconds include compiling for each new shape and iteration count)", file=out)
     return 0
