@@ -166,9 +166,14 @@ def cmd_convert(args) -> int:
     from .ratecontrol import default_iterations
 
     bound = 0 if args.lossless else args.bound
-    iterations = args.iterations or default_iterations(bound)
+    targets = {k: getattr(args, k) for k in ("psnr", "bpp", "ratio") if getattr(args, k) is not None}
+    if targets and bound is not None:
+        raise InputError("--psnr/--bpp/--ratio choose the coding themselves; do not combine them with "
+                         "--bound/--lossless")
+    iterations = args.iterations or (None if targets else default_iterations(bound))
     options = convert.ConvertOptions(
         iterations=iterations, model=args.model, min_psnr=args.min_psnr, max_error=args.max_error, bound=bound,
+        **targets,
         overwrite=args.force, decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)
     summary = convert.run(args.src, args.dst, options, scheduler=args.scheduler, workers=args.workers,
                           progress=not args.quiet, manifest=args.manifest, max_items=args.max_items)
@@ -295,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "2 usage error.",
         epilog="examples:\n"
                "  medcodec convert archive/ out/ -k 8 --min-psnr 30\n"
+               "  medcodec convert archive/ out/ --ratio 10               # CT guideline ratio, rate control\n"
                "  medcodec convert archive/ out/ --scheduler tcp://10.0.0.5:8786   # existing cluster\n"
                "  medcodec convert out/ restored/ --decode --format nrrd\n"
                "  medcodec convert archive/ out/ --plot report.html")
@@ -306,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--iterations", "-k", type=_positive_int,
                    help="coding iterations: more = more bits, higher quality (default 8; 2 with "
                         "--bound/--lossless)")
+    target = c.add_mutually_exclusive_group()
+    target.add_argument("--psnr", type=_positive_float, metavar="DB",
+                        help="rate control per item: the smallest file with PSNR >= DB (as encode --psnr; "
+                             "-k then caps the learned iterations)")
+    target.add_argument("--bpp", type=_positive_float, help="rate control per item: best quality within B bpp")
+    target.add_argument("--ratio", type=_positive_float, help="rate control per item: compression ratio >= R")
     c.add_argument("--model", help="model id (default: the shipped checkpoint)")
     c.add_argument("--min-psnr", type=float, metavar="DB",
                    help="quality target: an output below this PSNR is not kept (item fails)")

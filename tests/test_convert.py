@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medcodec import api, checkpoint, convert
+from medcodec import api, checkpoint, convert, prep
 from medcodec.cli import main
 from medcodec.imagefiles import from_sitk, read_image
 
@@ -288,3 +288,26 @@ def test_lossless_and_bounded_conversion(tmp_path, tiny_model_id, capsys):
         assert header.iterations == 2  # the base count under a residual layer
         assert np.abs(decoded.astype(int) - vol).max() <= bound
         assert _records(dst / convert.MANIFEST_NAME)[-1]["max_error"] <= bound
+
+
+def test_rate_control_targets_per_item(tmp_path, tiny_model_id, capsys):
+    """--psnr / --ratio: each item through rate control, verified against its target."""
+    src = tmp_path / "src"
+    src.mkdir()
+    vol = (np.arange(3 * 20 * 24).reshape(3, 20, 24) * 37 % 1999 - 500).astype(np.int16)
+    _volume(src / "a.nii.gz", vol, (1, 1, 2), (0, 0, 0))
+    dst = tmp_path / "p"
+    assert main(["-q", "convert", str(src), str(dst), "--workers", "0", "--psnr", "42"]) == 0
+    decoded, _ = api.decompress(dst / "a.mlc")
+    rec = _records(dst / convert.MANIFEST_NAME)[-1]
+    assert rec["status"] == "ok" and rec["psnr"] >= 42.0 and prep.psnr(vol, decoded) == pytest.approx(rec["psnr"])
+    src2, dst = tmp_path / "src2", tmp_path / "r"
+    src2.mkdir()
+    yy, xx = np.mgrid[:64, :64]
+    smooth = np.stack([(800 * np.sin(xx / 7.0 + k) * np.cos(yy / 9.0)).astype(np.int16) for k in range(4)])
+    _volume(src2 / "b.nii.gz", smooth, (1, 1, 2), (0, 0, 0))
+    assert main(["-q", "convert", str(src2), str(dst), "--workers", "0", "--ratio", "8"]) == 0
+    rec = _records(dst / convert.MANIFEST_NAME)[-1]
+    assert rec["ratio"] >= 8.0 and rec["status"] == "ok"
+    assert main(["-q", "convert", str(src), str(tmp_path / "x"), "--psnr", "40", "--lossless"]) == 2
+    assert "do not combine" in capsys.readouterr().err

@@ -125,6 +125,12 @@ def _same_geometry(a, b, rtol: float, atol: float) -> bool:
                for x, y in ((a.spacing, b.spacing), (a.origin, b.origin), (a.direction, b.direction)))
 
 
+def _target(options: ConvertOptions) -> dict | None:
+    """The rate-control target as keyword arguments of compress_to, or None."""
+    given = {k: getattr(options, k) for k in ("psnr", "bpp", "ratio") if getattr(options, k) is not None}
+    return given or None
+
+
 def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_psnr=None,
                 model_id: str | None = None) -> dict:
     """Decode ``path`` and compare it with the original; raises VerificationError."""
@@ -135,10 +141,19 @@ def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_ps
         raise VerificationError(f"decoded {decoded.shape} {decoded.dtype}, original {array.shape} {array.dtype}")
     if not _same_geometry(api.geometry_of(header), geometry, 1e-9, 1e-9):
         raise VerificationError("decoded geometry (spacing/origin/direction) differs from the original")
-    if header.iterations != options.iterations or (model_id and header.model_id != model_id):
+    targeted = _target(options) is not None  # rate control chooses the iterations (up to the cap)
+    if (header.iterations > (options.iterations or header.iterations) if targeted
+            else header.iterations != options.iterations) or (model_id and header.model_id != model_id):
         raise VerificationError(f"written with {header.iterations} iterations of {header.model_id}, "
-                                f"asked for {options.iterations} of {model_id}")
+                                f"asked for {'at most ' if targeted else ''}{options.iterations} of {model_id}")
     psnr, max_err = prep.psnr(array, decoded), prep.max_abs_error(array, decoded)
+    if options.psnr is not None and not psnr >= options.psnr:
+        raise VerificationError(f"quality target missed: PSNR {psnr:.2f} dB < {options.psnr:g} dB")
+    rate = 8.0 * path.stat().st_size / array.size
+    budget = options.bpp if options.bpp is not None else (
+        8.0 * array.dtype.itemsize / options.ratio if options.ratio is not None else None)
+    if budget is not None and not rate <= budget * (1 + 1e-9):
+        raise VerificationError(f"rate target missed: {rate:.4f} bpp > {budget:.4f} bpp")
     if encoded_psnr is not None and not (psnr == encoded_psnr or abs(psnr - encoded_psnr) <= 0.1):
         raise VerificationError(f"decoded PSNR {psnr:.3f} dB differs from the encoder's {encoded_psnr:.3f} dB")
     if options.min_psnr is not None and not psnr >= options.min_psnr:
@@ -147,7 +162,7 @@ def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_ps
         raise VerificationError(f"error bound missed: max error {max_err:g} > {options.bound}")
     if options.max_error is not None and not max_err <= options.max_error:
         raise VerificationError(f"quality target missed: max error {max_err:g} > {options.max_error:g}")
-    return {"psnr": psnr, "max_error": max_err, "model_id": header.model_id}
+    return {"psnr": psnr, "max_error": max_err, "model_id": header.model_id, "iterations": header.iterations}
 
 
 def _encode_item(item: Item, options: ConvertOptions) -> dict:
@@ -172,8 +187,14 @@ def _encode_item(item: Item, options: ConvertOptions) -> dict:
     else:
         tmp = _temporary(item, ".mlc")
         try:
-            stats = api.compress(array, tmp, iterations=options.iterations, geometry=geometry,
-                                 metadata=metadata, model_id=options.model, max_error=options.bound)
+            if _target(options) is not None:
+                from ..ratecontrol import compress_to
+
+                stats = compress_to(array, tmp, iterations=options.iterations, geometry=geometry,
+                                    metadata=metadata, model_id=options.model, **_target(options))
+            else:
+                stats = api.compress(array, tmp, iterations=options.iterations, geometry=geometry,
+                                     metadata=metadata, model_id=options.model, max_error=options.bound)
             checks = _verify_mlc(tmp, array, geometry, options, encoded_psnr=stats.psnr, model_id=model_id)
             _place(tmp, out, options.overwrite)
         finally:

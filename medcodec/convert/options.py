@@ -38,8 +38,11 @@ class VerificationError(MedcodecError):
 class ConvertOptions:
     """Rate/quality settings and safety switches of a batch conversion."""
 
-    iterations: int = 8
+    iterations: int | None = 8       # learned iterations; with a target: their cap (None: the model's)
     model: str | None = None
+    psnr: float | None = None         # rate-control targets (at most one; medcodec.ratecontrol)
+    bpp: float | None = None
+    ratio: float | None = None
     min_psnr: float | None = None     # quality target: outputs below it are not kept
     max_error: float | None = None    # quality target on the maximum absolute error
     bound: int | None = None          # encode with the residual layer: |error| <= bound (0 = lossless)
