@@ -417,7 +417,7 @@ def read(path: str | os.PathLike, iterations: int | None = None, progress: Progr
 def info(path: str | os.PathLike) -> dict:
     """Header facts as a JSON-ready dict, without decoding (and without importing JAX)."""
     with container.Reader(path) as r:
-        h, max_error, transform, tiled = r.header, r.max_error, r.transform, r.tiles is not None
+        h, max_error, transform, tiles = r.header, r.max_error, r.transform, r.tiles
     nbytes = os.path.getsize(path)
     voxels = int(np.prod(h.size))
     return {
@@ -425,7 +425,10 @@ def info(path: str | os.PathLike) -> dict:
         "size": list(h.size), "spacing": list(h.spacing), "origin": list(h.origin),
         "direction": list(h.direction), "pixel_type": h.pixel_type, "components": h.components,
         "window": list(h.window), "slices": h.image_slices, "iterations": h.iterations,
-        "pieces_per_slice": None if h.grid is None else list(h.grid), "adaptive_tiles": tiled,
+        "pieces_per_slice": None if h.grid is None else list(h.grid), "adaptive_tiles": tiles is not None,
+        # learned iterations really used per tile (min, max): 0 everywhere = the residual layer alone
+        "tile_iterations": None if tiles is None else [min(int(tiles.counts.min(initial=0)), h.iterations),
+                                                      min(int(tiles.counts.max(initial=0)), h.iterations)],
         "residual_layer": ("bounded" if max_error is not None else "wavelet" if transform is not None else None),
         "max_error": max_error, "wavelet_step": None if transform is None else transform[0],
         "bytes": nbytes, "bpp": 8.0 * nbytes / voxels,

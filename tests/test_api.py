@@ -204,3 +204,5 @@ def test_zero_count_tiles_decode_to_the_window_middle_without_the_network(tmp_pa
     out, _ = medcodec.decompress(tmp_path / "w.mlc")
     assert prep.psnr(vol, out) == st.psnr and st.psnr > 40
     assert container.read_header(tmp_path / "w.mlc").version == (1, 3)
+    facts = medcodec.info(tmp_path / "w.mlc")
+    assert facts["tile_iterations"] == [0, 0] and facts["residual_layer"] == "wavelet"
