@@ -11,8 +11,10 @@ the middle of the window and the network adds nothing), the wavelet residual lay
 - a rate: the smallest step whose coded size fits, by bisection on the coded bytes.
 
 The base whose file is smallest (PSNR) or whose quality is best (rate) wins; it is encoded
-for real and measured, and for a PSNR target the step shrinks until the real file meets it
-(slices coded in pieces make the whole-slice trials an estimate).
+for real and measured, and the step is corrected until the real file meets the target
+(slices coded in pieces make the whole-slice trials an estimate, and the rate of a volume
+is estimated from a sample of its slices). The wavelet bands of every slice are kept in
+memory while searching (8 bytes per voxel).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class _Slices:
 
     def coded_bytes(self, delta: float) -> float:
         """Bytes of the layer at this step; for volumes estimated from every n-th slice
-        (at most :data:`RATE_SAMPLE_SLICES` coded; the real file is measured afterwards)."""
+        (about :data:`RATE_SAMPLE_SLICES` coded; the real file is measured afterwards)."""
         shape = self.originals.shape[1:]
         n = len(self.bands)
         picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
