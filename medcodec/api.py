@@ -152,8 +152,8 @@ def _check_transform_step(step, max_error) -> float | None:
         return None
     if max_error is not None:
         raise InputError("give max_error (bounded error) or transform_step (wavelet residual), not both")
-    if isinstance(step, bool) or not isinstance(step, (int, float, np.floating)) or not math.isfinite(step) \
-            or not 0 < step < 1e300:
+    if isinstance(step, bool) or not isinstance(step, (int, float, np.floating)) \
+            or not container.valid_transform(float(step), transform_residual.RHO):
         raise InputError(f"transform_step must be a positive number (pixel units), got {step!r}")
     return float(step)
 

@@ -438,7 +438,8 @@ def atomic_write(path: str | os.PathLike, parts: Iterable[bytes], overwrite: boo
         raise
 
 
-def _check_transform(delta: float, rho: float) -> bool:
+def valid_transform(delta: float, rho: float) -> bool:
+    """Whether a wavelet layer's step and reconstruction offset are in the format's range."""
     return math.isfinite(delta) and 0 < delta < 1e300 and math.isfinite(rho) and 0 <= rho < 1
 
 
@@ -456,7 +457,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
     if residual is not None and (len(residual.slices) != header.slices or not 0 <= residual.max_error < 1 << 16):
         raise ContainerError("residual layer does not match the header")
     if transform is not None and (residual is not None or len(transform.slices) != header.slices
-                                  or not _check_transform(transform.delta, transform.rho)):
+                                  or not valid_transform(transform.delta, transform.rho)):
         raise ContainerError("transform residual layer does not match the header")
     head = _chunk(b"HEAD", _encode_header(header))
     meta = _chunk(b"META", _encode_meta(header.metadata))
@@ -466,7 +467,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
         meta += _chunk(b"TILE", tiles.encode())
     n_entries = header.slices * header.iterations
     index_len = _CHUNK.size + 4 + _INDEX_ENTRY.size * n_entries + _CRC.size
-    ridx_len = _layer_index_size(residual, transform, header.slices)
+    ridx_len = _layer_index_size(_layer_prefix(residual is not None, transform is not None), header.slices)
     offset = _PREAMBLE_SIZE + len(head) + len(meta) + ridx_len + index_len
     entries, bodies = [], []
     for s, per_slice in enumerate(codes):
@@ -499,12 +500,13 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
     return sum(len(p) for p in parts)
 
 
-def _layer_index_size(residual, transform, n_slices: int) -> int:
-    """Bytes of the RIDX or XIDX chunk (0 without a residual layer)."""
-    if residual is None and transform is None:
-        return 0
-    prefix = _RIDX_PREFIX if residual is not None else _XIDX_PREFIX
-    return _CHUNK.size + prefix.size + _INDEX_ENTRY.size * n_slices + _CRC.size
+def _layer_index_size(prefix: struct.Struct | None, n_slices: int) -> int:
+    """Bytes of a RIDX or XIDX chunk with this prefix (None: no residual layer, 0)."""
+    return 0 if prefix is None else _CHUNK.size + prefix.size + _INDEX_ENTRY.size * n_slices + _CRC.size
+
+
+def _layer_prefix(bounded: bool, wavelet: bool) -> struct.Struct | None:
+    return _RIDX_PREFIX if bounded else _XIDX_PREFIX if wavelet else None
 
 
 class Reader:
@@ -660,7 +662,7 @@ class Reader:
         if kind != TRANSFORM_CDF97:
             raise UnsupportedVersionError(f"{self.path.name} uses residual transform {kind}, unknown to "
                                           "this medcodec; upgrade medcodec")
-        if not _check_transform(delta, rho):
+        if not valid_transform(delta, rho):
             raise ContainerError(f"{self.path.name}: transform residual step {delta!r} / offset {rho!r} "
                                  "is out of range")
         self.transform = (delta, rho)
@@ -724,7 +726,7 @@ def prefix_sizes(path) -> list[int]:
         h = r.header
         overhead = _CHUNK.size + _CRC.size
         index_full = overhead + 4 + _INDEX_ENTRY.size * h.slices * h.iterations
-        ridx = _layer_index_size(r.max_error, r.transform, h.slices)
+        ridx = _layer_index_size(_layer_prefix(r.max_error is not None, r.transform is not None), h.slices)
         head_meta = r._data_start - _PREAMBLE_SIZE - index_full - ridx
         chunk_bytes = (r._index["len"].astype(np.int64) + overhead).sum(axis=0).cumsum()
     sizes = [int(_PREAMBLE_SIZE + head_meta + overhead + 4 + _INDEX_ENTRY.size * h.slices * k

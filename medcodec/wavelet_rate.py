@@ -80,16 +80,14 @@ def _bisect(ok, start: float, steps: int, upper: float) -> float:
     return lo
 
 
-def _base(full_path, k: int, shape) -> np.ndarray:
+def _base(full_path, header: container.Header, k: int, shape) -> np.ndarray:
     if k == 0:
-        h = container.read_header(full_path)
-        return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), h.window, h.pixel_type), shape)
+        return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), header.window, header.pixel_type), shape)
     return api.decompress(full_path, iterations=k)[0].reshape(shape)
 
 
-def _zero_tiles(full_path) -> container.TileMap:
-    """Count 0 for every tile: the k = 0 base."""
-    h = container.read_header(full_path)
+def _zero_tiles(h: container.Header) -> container.TileMap:
+    """Count 0 for every tile of the file with header ``h``: the k = 0 base."""
     from . import checkpoint
 
     f = checkpoint.load(h.model_id).config.factor
@@ -134,14 +132,14 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     possible; ``kwargs`` go to :func:`medcodec.api.compress`."""
     originals = array.reshape((-1,) + array.shape[-2:])
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
-    window = container.read_header(full_path).window
+    header = container.read_header(full_path)
     peak = float(array.max()) - float(array.min())
     sizes = container.prefix_sizes(full_path)
     payload0 = int(container.payload_sizes(full_path)[:, 0].sum())
     best = None  # (score, k, step)
     for k in (k for k in BASES if k <= len(sizes)):
         base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
-        trial = _Slices(originals, _base(full_path, k, originals.shape), window, inside)
+        trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
         start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
         coarsest = 256 * max(peak, 1e-6)  # every coefficient quantizes to 0 beyond this step
         if psnr is not None:
@@ -163,9 +161,10 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     if best is None:
         return None
     _, k, step = best
+    zero = _zero_tiles(header) if k == 0 else None
 
     def encode(step):
-        stats = api.compress(array, path, iterations=max(k, 1), tiles=_zero_tiles(full_path) if k == 0 else None,
+        stats = api.compress(array, path, iterations=max(k, 1), tiles=zero,
                              transform_step=step, overwrite=True, **kwargs)
         if mask is not None:
             stats.psnr_roi = prep.psnr(array[mask], api.decompress(path)[0][mask], peak=peak)

@@ -125,10 +125,7 @@ def _same_geometry(a, b, rtol: float, atol: float) -> bool:
                for x, y in ((a.spacing, b.spacing), (a.origin, b.origin), (a.direction, b.direction)))
 
 
-def _target(options: ConvertOptions) -> dict | None:
-    """The rate-control target as keyword arguments of compress_to, or None."""
-    given = {k: getattr(options, k) for k in ("psnr", "bpp", "ratio") if getattr(options, k) is not None}
-    return given or None
+_TARGETS = ("psnr", "bpp", "ratio")
 
 
 def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_psnr=None,
@@ -141,7 +138,7 @@ def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_ps
         raise VerificationError(f"decoded {decoded.shape} {decoded.dtype}, original {array.shape} {array.dtype}")
     if not _same_geometry(api.geometry_of(header), geometry, 1e-9, 1e-9):
         raise VerificationError("decoded geometry (spacing/origin/direction) differs from the original")
-    targeted = _target(options) is not None  # rate control chooses the iterations (up to the cap)
+    targeted = any(getattr(options, k) is not None for k in _TARGETS)  # rate control picks the iterations
     if (header.iterations > (options.iterations or header.iterations) if targeted
             else header.iterations != options.iterations) or (model_id and header.model_id != model_id):
         raise VerificationError(f"written with {header.iterations} iterations of {header.model_id}, "
@@ -187,11 +184,12 @@ def _encode_item(item: Item, options: ConvertOptions) -> dict:
     else:
         tmp = _temporary(item, ".mlc")
         try:
-            if _target(options) is not None:
+            target = {k: getattr(options, k) for k in _TARGETS if getattr(options, k) is not None}
+            if target:
                 from ..ratecontrol import compress_to
 
                 stats = compress_to(array, tmp, iterations=options.iterations, geometry=geometry,
-                                    metadata=metadata, model_id=options.model, **_target(options))
+                                    metadata=metadata, model_id=options.model, **target)
             else:
                 stats = api.compress(array, tmp, iterations=options.iterations, geometry=geometry,
                                      metadata=metadata, model_id=options.model, max_error=options.bound)

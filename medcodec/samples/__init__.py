@@ -58,7 +58,10 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
               f"{prep.psnr(array, decoded):>8.2f} {prep.max_abs_error(array, decoded):>8g} "
               f"{t1 - t0:>6.2f} {t2 - t1:>6.2f}", file=out)
         if label.startswith("psnr"):
-            print(f"{'':>12} rate control kept: {stats.summary().split('(', 1)[1].rstrip(')')}", file=out)
+            layer = (f"wavelet residual step {stats.transform_step:.4g}" if stats.transform_step is not None
+                     else f"bounded-error residual E={stats.error_bound}" if stats.error_bound is not None
+                     else "adaptive tiles" if stats.tiles else "no residual layer")
+            print(f"{'':>12} rate control kept: {stats.iterations} iterations, {layer}", file=out)
     print(f"files in {folder} (PSNR peak = image max - min; bpp counted from the bytes on disk; "
           "seconds include compiling for each new shape and iteration count)", file=out)
     return 0
