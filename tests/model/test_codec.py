@@ -129,3 +129,26 @@ def test_full_iteration_map_equals_no_map(params, image):
     b, _, rb = codec.encode(params, image, config=CFG, iterations=3, iteration_map=full)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_allclose(np.asarray(ra), np.asarray(rb), atol=1e-6)
+
+
+def test_decode_stops_after_the_largest_count(params, image):
+    """The decoder runs only as many iterations as the map's largest count: iterations past
+    it would add nothing, so the result equals a plain loop over all of them, and codes
+    there are never even read (NaN codes past the largest count leave the output finite)."""
+    imap = jnp.asarray(np.array([[[1, 2, 0], [2, 1, 2]], [[0, 1, 1], [2, 2, 0]]], np.int32)[..., None])
+    codes, _, recon = codec.encode(params, image, config=CFG, iterations=5, iteration_map=imap)
+    _, dec_state = zero_states(CFG, 2, 32, 48)
+    loop = jnp.zeros_like(image)
+    for t in range(5):  # the reference: every stored iteration, masked
+        dec_state, loop, _ = codec._decode_step(params, CFG, dec_state, loop, codes[t].astype(jnp.float32),
+                                                None, imap, t, jnp.float32)
+    dec = codec.decode(params, codes, config=CFG, iteration_map=imap)
+    np.testing.assert_allclose(np.asarray(dec), np.asarray(loop), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dec), np.asarray(recon), atol=1e-5)
+    poisoned = np.asarray(codes).astype(np.float32)
+    poisoned[2:] = np.nan  # the largest count is 2
+    out = np.asarray(codec.decode(params, jnp.asarray(poisoned), config=CFG, iteration_map=imap))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, np.asarray(dec), atol=1e-6)
+    poisoned[1] = np.nan  # an iteration that does run: the NaN shows
+    assert np.isnan(np.asarray(codec.decode(params, jnp.asarray(poisoned), config=CFG, iteration_map=imap))).any()
