@@ -125,7 +125,7 @@ def cmd_decode(args) -> int:
     check_output(args.output, args.force)  # before the work, not after it
     update, close = _progress(total, args.quiet, "decode")
     try:
-        image = api.read(args.input, iterations=args.iterations, progress=update)
+        image = api.read(args.input, iterations=args.iterations, progress=update, precision=args.precision)
     finally:
         close()
     write_image(image, args.output, overwrite=args.force)
@@ -277,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("input", help="input .mlc file")
     d.add_argument("output", help="output image file, e.g. out.nii.gz, out.nrrd, out.mha")
     d.add_argument("--iterations", "-k", type=_positive_int, help="decode only the first k iterations")
+    d.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="the network's compute precision: auto = bfloat16 on a GPU/TPU (about 1.4x "
+                        "faster, about 0.04 dB lower) and float32 on a CPU; files with a residual "
+                        "layer always decode in float32")
     d.add_argument("--reference", help="original image: also print PSNR and max error against it")
     d.add_argument("--force", "-f", action="store_true", help="replace an existing output file")
     d.set_defaults(func=cmd_decode)

@@ -268,7 +268,7 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
     sizes = container.prefix_sizes(full_path)
     best = None  # (bytes, k, E)
     for k in (k for k in RESIDUAL_BASES if k <= len(sizes)):
-        base, _ = api.decompress(full_path, iterations=k)
+        base, _ = api.decompress(full_path, iterations=k, precision="float32")  # the layer's base
         base = base.reshape(originals.shape)
 
         def trial(e):

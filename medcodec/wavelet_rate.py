@@ -83,7 +83,7 @@ def _bisect(ok, start: float, steps: int, upper: float) -> float:
 def _base(full_path, header: container.Header, k: int, shape) -> np.ndarray:
     if k == 0:
         return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), header.window, header.pixel_type), shape)
-    return api.decompress(full_path, iterations=k)[0].reshape(shape)
+    return api.decompress(full_path, iterations=k, precision="float32")[0].reshape(shape)  # as layers see it
 
 
 def _zero_tiles(h: container.Header) -> container.TileMap:

@@ -206,3 +206,30 @@ def test_zero_count_tiles_decode_to_the_window_middle_without_the_network(tmp_pa
     assert container.read_header(tmp_path / "w.mlc").version == (1, 3)
     facts = medcodec.info(tmp_path / "w.mlc")
     assert facts["tile_iterations"] == [0, 0] and facts["residual_layer"] == "wavelet"
+
+
+def test_decode_precision_choice(tmp_path, tiny_model_id, rng, monkeypatch):
+    """auto = float32 on a CPU, bfloat16 on a GPU/TPU unless a residual layer is applied;
+    bfloat16 really runs (close to, not equal to, float32); bad requests are refused."""
+    from medcodec import api
+
+    vol = rng.integers(0, 4000, (2, 40, 48)).astype(np.uint16)
+    medcodec.compress(vol, tmp_path / "a.mlc", iterations=3, model_id=tiny_model_id)
+    medcodec.compress(vol, tmp_path / "b.mlc", iterations=2, max_error=3, model_id=tiny_model_id)
+    f32, _ = medcodec.decompress(tmp_path / "a.mlc", precision="float32")
+    np.testing.assert_array_equal(medcodec.decompress(tmp_path / "a.mlc")[0], f32)  # auto on this CPU
+    bf16, _ = medcodec.decompress(tmp_path / "a.mlc", precision="bfloat16")
+    assert not np.array_equal(bf16, f32)
+    assert abs(prep.psnr(vol, bf16) - prep.psnr(vol, f32)) < 0.5
+    assert api.decode_precision("auto", layered=False) == "float32"
+    monkeypatch.setattr(api, "_accelerated", lambda: True)
+    assert api.decode_precision("auto", layered=False) == "bfloat16"
+    assert api.decode_precision("auto", layered=True) == "float32"
+    assert api.decode_precision("float32", layered=False) == "float32"
+    with pytest.raises(InputError, match="precision must be one of"):
+        medcodec.decompress(tmp_path / "a.mlc", precision="float16")
+    with pytest.raises(InputError, match="residual layer"):
+        medcodec.decompress(tmp_path / "b.mlc", precision="bfloat16")
+    # a preview skips the layer, so it may use bfloat16; the full decode keeps its bound
+    medcodec.decompress(tmp_path / "b.mlc", iterations=1, precision="bfloat16")
+    assert prep.max_abs_error(vol, medcodec.decompress(tmp_path / "b.mlc")[0]) <= 3

@@ -41,7 +41,7 @@ def test_dicom_series_folder(tmp_path, tiny_model_id, mr_series_dir, capsys):
     out = tmp_path / "mr.mlc"
     assert main(["-q", "encode", str(mr_series_dir), str(out), "-k", "2", "--model", tiny_model_id]) == 0
     restored = tmp_path / "mr.nii.gz"
-    assert main(["-q", "decode", str(out), str(restored), "-k", "1"]) == 0
+    assert main(["-q", "decode", str(out), str(restored), "-k", "1", "--precision", "bfloat16"]) == 0
     dec = sitk.ReadImage(str(restored))
     assert dec.GetSize() == ref.GetSize()
     np.testing.assert_allclose(dec.GetSpacing(), ref.GetSpacing(), rtol=1e-6)
@@ -137,6 +137,8 @@ def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, c
     assert np.array_equal(decoded.reshape(original.shape), original)
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "e.mlc"), "--max-error", "3"]) == 0
     assert "bound 3" in capsys.readouterr().out
+    assert main(["-q", "decode", str(tmp_path / "e.mlc"), str(tmp_path / "e.nrrd"), "--precision", "bfloat16"]) == 2
+    assert "float32" in capsys.readouterr().err and not (tmp_path / "e.nrrd").exists()
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "r.mlc"), "--ratio", "8"]) == 0
     assert float(capsys.readouterr().out.split("ratio ")[1].split(":")[0]) >= 8.0
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x.mlc"), "--ratio", "8", "-k", "2", "--json"]) == 0
