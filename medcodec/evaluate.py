@@ -25,13 +25,32 @@ import numpy as np
 from . import api, container, prep
 
 
+def cpu_model() -> str:
+    """The processor's name and widest vector unit, e.g. "AMD EPYC (avx512)": CPU timings
+    differ between hosts of one name, and AVX-512 is the usual reason."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = next((x for x in ("avx512f", "avx2", "neon", "asimd") if x in flags), None)
+    return f"{name} ({isa.replace('avx512f', 'avx512')})" if isa else name
+
+
 def machine_description() -> str:
     import os
 
     import jax
 
     dev = jax.devices()[0]
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform}"
+    return f"{platform.machine()} {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform}"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
