@@ -13,6 +13,7 @@ the file. Slices go through one compiled function in fixed-size batches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -21,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import container, entropy, prep, residual, transform_residual
+from . import container, entropy, prep, slicepool, transform_residual
 from . import tiles as tiles_mod
 from .errors import (ContainerError, InputError, MedcodecError, ModelMismatchError,
                      ReconstructionMismatchError)
@@ -207,7 +208,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
              geometry: Geometry | None = None, metadata: dict[str, str] | None = None,
              model_id: str | None = None, overwrite: bool = False,
              progress: Progress | None = None, max_error: int | None = None,
-             tiles: container.TileMap | None = None, transform_step: float | None = None) -> EncodeStats:
+             tiles: container.TileMap | None = None, transform_step: float | None = None,
+             workers: int | None = None) -> EncodeStats:
     """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
 
     ``iterations`` (1..model max) sets rate and quality of the learned layers: each adds
@@ -218,6 +220,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     ``iterations`` are capped by it. ``transform_step`` (pixel units) adds the wavelet
     residual layer instead (:mod:`medcodec.transform_residual`): no bound, far fewer bits
     than ``max_error`` at 40-50 dB; rate control picks the step for a PSNR target.
+    ``workers``: processes that code the slices' residual layers (None: one per core when
+    there are enough slices; 1: all here), :mod:`medcodec.slicepool`.
     Returns measured :class:`EncodeStats`.
     """
     import jax.numpy as jnp
@@ -266,40 +270,50 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
     resid: list = []  # per slice: (crc_base, crc_final, stream) or (levels, stream)
     cell_sse = np.zeros((iterations + 1, n, gh, gw), np.float32)
     f = cfg.factor
-    for start, stop in _batches(n, batch):
-        x = prep.pad_slices(prep.normalise(slices[start:stop], window), hc, wc)
-        x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
-        imap = None if tiles is None else _iteration_map(tiles, range(start, stop), batch, gh, gw, (hc // f, wc // f))
-        codes, err, rec = codec.encode(params, jnp.asarray(x[..., None]), config=cfg, iterations=iterations,
-                                       code_mask=mask, pixel_mask=jnp.asarray(pixel_mask),
-                                       iteration_map=None if imap is None else jnp.asarray(imap))
-        codes = np.array(codes)  # writable copy
-        # what a decoder puts where nothing is stored: unused batch rows, bucket padding
-        codes[:, stop - start :] = 0
-        codes[:, :, gh:] = 0
-        codes[:, :, :, gw:] = 0
-        m = stop - start
-        sq0 = np.square(x[:m]) * pixel_mask[:m, ..., 0]  # error of reconstruction 0 (all zeros)
-        cell_sse[0, start:stop] = prep.block_sums(sq0, f)[:, :gh, :gw]
-        cell_sse[1:, start:stop] = np.asarray(err)[:, :m, :gh, :gw]
-        recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
-                                             window, array.dtype.name)
-        packed.extend(entropy.encode_slices(codes[:, : stop - start, :gh, :gw].swapaxes(0, 1),
-                                            None if imap is None else imap[:m, :gh, :gw, 0]))
-        if max_error is not None or transform_step is not None:
-            base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name, imap)
-            for s in range(stop - start):
+    layered = max_error is not None or transform_step is not None
+    with slicepool.Pool(slicepool.default_workers(n if layered else 0) if workers is None else workers) as pool:
+        for start, stop in _batches(n, batch):
+            x = prep.pad_slices(prep.normalise(slices[start:stop], window), hc, wc)
+            x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
+            imap = None if tiles is None else _iteration_map(tiles, range(start, stop), batch, gh, gw,
+                                                              (hc // f, wc // f))
+            codes, err, rec = codec.encode(params, jnp.asarray(x[..., None]), config=cfg, iterations=iterations,
+                                           code_mask=mask, pixel_mask=jnp.asarray(pixel_mask),
+                                           iteration_map=None if imap is None else jnp.asarray(imap))
+            codes = np.array(codes)  # writable copy
+            # what a decoder puts where nothing is stored: unused batch rows, bucket padding
+            codes[:, stop - start :] = 0
+            codes[:, :, gh:] = 0
+            codes[:, :, :, gw:] = 0
+            m = stop - start
+            sq0 = np.square(x[:m]) * pixel_mask[:m, ..., 0]  # error of reconstruction 0 (all zeros)
+            cell_sse[0, start:stop] = prep.block_sums(sq0, f)[:, :gh, :gw]
+            cell_sse[1:, start:stop] = np.asarray(err)[:, :m, :gh, :gw]
+            recon[start:stop] = prep.denormalise(np.asarray(rec)[: stop - start, :height, :width, 0],
+                                                 window, array.dtype.name)
+            packed.extend(entropy.encode_slices(codes[:, : stop - start, :gh, :gw].swapaxes(0, 1),
+                                                None if imap is None else imap[:m, :gh, :gw, 0]))
+            if layered:
+                base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name, imap)
                 if transform_step is not None:
-                    levels, data, recon[start + s] = transform_residual.encode_slice(
-                        slices[start + s], base[s], transform_step, window)
-                    resid.append((levels, data))
-                    continue
-                resid.append(_residual_slice(slices[start + s], base[s], max_error))
-                # verified by decoding the stream, as a reader will
-                recon[start + s] = residual.decode_slice(base[s], resid[-1][2], max_error)
-        if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
-            per = n // n_image
-            progress((stop - start) / per if per > 1 else stop - start)
+                    coded = pool.map("medcodec.transform_residual.encode_slice",
+                                     [(slices[start + s], base[s], transform_step, window) for s in range(m)])
+                    for s, (levels, data, final) in enumerate(coded):
+                        resid.append((levels, data))
+                        recon[start + s] = final
+                else:
+                    coded = pool.map("medcodec.residual.encode_slice",
+                                     [(slices[start + s], base[s], max_error) for s in range(m)])
+                    # verified by decoding the stream, as a reader will
+                    checked = pool.map("medcodec.residual.decode_slice",
+                                       [(base[s], data, max_error) for s, (data, _) in enumerate(coded)])
+                    for s, ((data, final), dec) in enumerate(zip(coded, checked)):
+                        crc_base = zlib.crc32(np.ascontiguousarray(base[s]).tobytes())
+                        resid.append((crc_base, zlib.crc32(final.tobytes()), data))
+                        recon[start + s] = dec
+            if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
+                per = n // n_image
+                progress((stop - start) / per if per > 1 else stop - start)
     decoded = (recon if grid is None else prep.from_pieces(recon, grid[0], grid[1], full_h, full_w)).reshape(array.shape)
     if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected
         raise MedcodecError(f"internal error: the residual layer missed the bound {max_error}; "
@@ -320,27 +334,24 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
                                                            prep.block_sums(np.ones((height, width)), f)))
 
 
-def _residual_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[int, int, bytes]:
-    """(crc_base, crc_final, stream) of one slice's residual layer."""
-    data, final = residual.encode_slice(original, base, max_error)
-    return zlib.crc32(np.ascontiguousarray(base).tobytes()), zlib.crc32(final.tobytes()), data
-
-
 def decode_slices(path: str | os.PathLike, iterations: int | None = None,
                   slices: Sequence[int] | None = None, progress: Progress | None = None,
-                  precision: str = "auto") -> tuple[np.ndarray, container.Header]:
+                  precision: str = "auto", workers: int | None = None) -> tuple[np.ndarray, container.Header]:
     """Decode some 2D slices of a ``.mlc`` file: (len(slices), height, width), original dtype.
 
     Only the CODE chunks of the requested slices and of the first ``iterations`` are read.
     ``slices`` indexes the flattened leading axes (z, or t*z for 4D); None means all. Slices
     stored in pieces (GRID) are decoded piece by piece and put together. ``precision``: the
-    network's compute dtype, see :func:`decode_precision`.
+    network's compute dtype, see :func:`decode_precision`. ``workers``: processes that
+    decode the slices' residual layers (None: one per core when there are enough slices,
+    :func:`medcodec.slicepool.default_workers`; 1: all in this process).
     """
     import jax.numpy as jnp
 
     from . import checkpoint
 
-    with container.Reader(path) as reader:
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(container.Reader(path))
         h = reader.header
         k = h.iterations if iterations is None else iterations
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= h.iterations:
@@ -369,16 +380,17 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             raise ModelMismatchError(str(e)) from e
         f = cfg.factor
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
+        pool = stack.enter_context(slicepool.Pool(
+            slicepool.default_workers(len(wanted) if layered else 0) if workers is None else workers))
+
         def finish(positions, rec):
             out[positions] = _to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
             if reader.max_error is not None and k == h.iterations:
-                for i in positions:
-                    out[i] = _apply_residual(reader, wanted[i], out[i], path)
+                _apply_residuals(reader, [wanted[i] for i in positions], out, positions, path, pool)
             if reader.transform is not None and k == h.iterations:
                 delta, rho = reader.transform
-                for i in positions:
-                    levels, data = reader.read_transform(wanted[i])
-                    out[i] = transform_residual.decode_slice(out[i], levels, data, delta, h.window, rho)
+                jobs = [(out[i], *reader.read_transform(wanted[i]), delta, h.window, rho) for i in positions]
+                out[positions] = pool.map("medcodec.transform_residual.decode_slice", jobs)
             if progress:  # in image slices
                 progress(len(positions) / per if per > 1 else len(positions))
 
@@ -408,31 +420,39 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
     return out, h
 
 
-def _apply_residual(reader, slice_index: int, base: np.ndarray, path) -> np.ndarray:
-    """Base + the slice's residual layer; refuses a base that differs from the encoder's."""
-    crc_base, crc_final, data = reader.read_residual(slice_index)
-    if zlib.crc32(np.ascontiguousarray(base).tobytes()) != crc_base:
-        raise ReconstructionMismatchError(
-            f"{path}: this machine's network reconstructs slice {slice_index} differently from the "
-            "machine that encoded it (floating-point drift between CPU/GPU or library versions), so "
-            f"the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
-            "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
-    final = residual.decode_slice(base, data, reader.max_error)
-    if zlib.crc32(final.tobytes()) != crc_final:
-        raise ReconstructionMismatchError(f"{path}: slice {slice_index} fails its checksum after the "
-                                          "residual layer; the file is corrupted")
-    return final
+def _apply_residuals(reader, slice_ids: list[int], out: np.ndarray, positions: list[int], path,
+                     pool: slicepool.Pool) -> None:
+    """out[positions] (the bases of coded slices ``slice_ids``) += their residual layers;
+    refuses a base that differs from the encoder's, and a result that fails its CRC."""
+    jobs, finals = [], []
+    for slice_index, i in zip(slice_ids, positions):
+        crc_base, crc_final, data = reader.read_residual(slice_index)
+        if zlib.crc32(np.ascontiguousarray(out[i]).tobytes()) != crc_base:
+            raise ReconstructionMismatchError(
+                f"{path}: this machine's network reconstructs slice {slice_index} differently from the "
+                "machine that encoded it (floating-point drift between CPU/GPU or library versions), so "
+                f"the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
+                "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
+        jobs.append((out[i], data, reader.max_error))
+        finals.append(crc_final)
+    for slice_index, i, final, crc in zip(slice_ids, positions, pool.map("medcodec.residual.decode_slice", jobs),
+                                          finals):
+        if zlib.crc32(final.tobytes()) != crc:
+            raise ReconstructionMismatchError(f"{path}: slice {slice_index} fails its checksum after the "
+                                              "residual layer; the file is corrupted")
+        out[i] = final
 
 
-def decompress(path: str | os.PathLike, iterations: int | None = None,
-               progress: Progress | None = None, precision: str = "auto") -> tuple[np.ndarray, container.Header]:
+def decompress(path: str | os.PathLike, iterations: int | None = None, progress: Progress | None = None,
+               precision: str = "auto", workers: int | None = None) -> tuple[np.ndarray, container.Header]:
     """Decode a ``.mlc`` file; with ``iterations=k`` only the first k iterations are read.
 
     Returns (array in numpy axis order with the original dtype, header). ``precision``:
     "auto" (bfloat16 on GPU/TPU for files without a residual layer, else float32),
-    "float32" or "bfloat16"; see :func:`decode_precision`.
+    "float32" or "bfloat16"; see :func:`decode_precision`. ``workers``: processes for the
+    residual layers (None: automatic, 1: none), see :func:`decode_slices`.
     """
-    out, h = decode_slices(path, iterations, None, progress, precision)
+    out, h = decode_slices(path, iterations, None, progress, precision, workers)
     return out.reshape(tuple(reversed(h.size))), h
 
 
@@ -459,11 +479,11 @@ def write(image, path: str | os.PathLike, **kwargs) -> EncodeStats:
 
 
 def read(path: str | os.PathLike, iterations: int | None = None, progress: Progress | None = None,
-         precision: str = "auto"):
+         precision: str = "auto", workers: int | None = None):
     """Decode a ``.mlc`` file to a SimpleITK image with its geometry and metadata."""
     from .imagefiles import to_sitk
 
-    array, header = decompress(path, iterations, progress, precision)
+    array, header = decompress(path, iterations, progress, precision, workers)
     return to_sitk(array, geometry_of(header), header.metadata)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api, container, prep, tiles, wavelet_rate
+from . import api, container, prep, slicepool, tiles, wavelet_rate
 from . import roi as roi_mod
 from .errors import InputError
 
@@ -258,8 +258,6 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
     the largest error bound E whose measured PSNR (inside ``mask`` if given) meets the target
     (bisection; E <= rms error always does, since MSE <= E^2), then the (k, E) of the
     smallest file."""
-    from . import residual
-
     peak = float(array.max()) - float(array.min())
     originals = array.reshape((-1,) + array.shape[-2:])
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
@@ -267,28 +265,29 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
     guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), 65535)  # the format's largest E
     sizes = container.prefix_sizes(full_path)
     best = None  # (bytes, k, E)
-    for k in (k for k in RESIDUAL_BASES if k <= len(sizes)):
-        base, _ = api.decompress(full_path, iterations=k, precision="float32")  # the layer's base
-        base = base.reshape(originals.shape)
+    with slicepool.Pool(slicepool.default_workers(len(originals))) as pool:  # once for all trials
+        for k in (k for k in RESIDUAL_BASES if k <= len(sizes)):
+            base, _ = api.decompress(full_path, iterations=k, precision="float32")  # the layer's base
+            base = base.reshape(originals.shape)
 
-        def trial(e):
-            nbytes, sse = 0, 0.0
-            for o, b, m in zip(originals, base, inside):
-                data, final = residual.encode_slice(o, b, e)
-                nbytes += len(data) + RESD_OVERHEAD_BYTES
-                sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
-            return nbytes, sse <= allowed_sse
+            def trial(e):
+                nbytes, sse = 0, 0.0
+                coded = pool.map("medcodec.residual.encode_slice", [(o, b, e) for o, b in zip(originals, base)])
+                for (data, final), o, m in zip(coded, originals, inside):
+                    nbytes += len(data) + RESD_OVERHEAD_BYTES
+                    sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
+                return nbytes, sse <= allowed_sse
 
-        # lo meets the target; errors mostly well inside +-E let E go far above the rms
-        lo, hi = guaranteed, min(8 * guaranteed + 8, 65535)
-        lo_bytes, _ = trial(lo)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            mid_bytes, ok = trial(mid)
-            lo, hi, lo_bytes = (mid, hi, mid_bytes) if ok else (lo, mid, lo_bytes)
-        total = sizes[k - 1] + lo_bytes
-        if best is None or total < best[0]:
-            best = (total, k, lo)
+            # lo meets the target; errors mostly well inside +-E let E go far above the rms
+            lo, hi = guaranteed, min(8 * guaranteed + 8, 65535)
+            lo_bytes, _ = trial(lo)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                mid_bytes, ok = trial(mid)
+                lo, hi, lo_bytes = (mid, hi, mid_bytes) if ok else (lo, mid, lo_bytes)
+            total = sizes[k - 1] + lo_bytes
+            if best is None or total < best[0]:
+                best = (total, k, lo)
     _, k, e = best
     stats = api.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
     region = inside.reshape(array.shape)

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from . import api, container, prep, tiles, transform_residual, wavelet
+from . import api, container, prep, slicepool, tiles, transform_residual, wavelet
 
 BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
 XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
@@ -53,15 +53,16 @@ class _Slices:
             total += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
         return total
 
-    def coded_bytes(self, delta: float) -> float:
+    def coded_bytes(self, delta: float, pool: slicepool.Pool | None = None) -> float:
         """Bytes of the layer at this step; for volumes estimated from every n-th slice
-        (about :data:`RATE_SAMPLE_SLICES` coded; the real file is measured afterwards)."""
+        (about :data:`RATE_SAMPLE_SLICES` coded, in ``pool``'s workers; the real file is
+        measured afterwards)."""
         shape = self.originals.shape[1:]
         n = len(self.bands)
         picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
-        coded = sum(len(transform_residual.encode_bands(
-            transform_residual.quantize(self.bands[i], delta, self.levels), shape)) for i in picked)
-        return coded * n / len(picked) + XRES_OVERHEAD_BYTES * n
+        jobs = [(transform_residual.quantize(self.bands[i], delta, self.levels), shape) for i in picked]
+        streams = (pool or slicepool.Pool(1)).map("medcodec.transform_residual.encode_bands", jobs)
+        return sum(map(len, streams)) * n / len(picked) + XRES_OVERHEAD_BYTES * n
 
 
 def _bisect(ok, start: float, steps: int, upper: float) -> float:
@@ -137,27 +138,29 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     sizes = container.prefix_sizes(full_path)
     payload0 = int(container.payload_sizes(full_path)[:, 0].sum())
     best = None  # (score, k, step)
-    for k in (k for k in BASES if k <= len(sizes)):
-        base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
-        trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
-        start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
-        coarsest = 256 * max(peak, 1e-6)  # every coefficient quantizes to 0 beyond this step
-        if psnr is not None:
-            allowed = int(inside.sum()) * (peak / 10 ** (psnr / 20)) ** 2
-            step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS, coarsest)
-            score = base_bytes + trial.coded_bytes(step)
-        else:
-            budget = bpp * array.size / 8.0 - base_bytes
-            if budget <= 0:
-                continue
-            # coded bytes fall as the step grows: the smallest step that fits
-            step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv) <= budget, 1.0 / start, _RATE_STEPS,
-                                 1e12)
-            if trial.coded_bytes(step) > budget:
-                continue
-            score = trial.sse(step)
-        if best is None or score < best[0]:
-            best = (score, k, step)
+    # workers for the sampled slices' trial codings, started once for all bases and steps
+    with slicepool.Pool(slicepool.default_workers(min(len(originals), RATE_SAMPLE_SLICES))) as pool:
+        for k in (k for k in BASES if k <= len(sizes)):
+            base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
+            trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
+            start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
+            coarsest = 256 * max(peak, 1e-6)  # every coefficient quantizes to 0 beyond this step
+            if psnr is not None:
+                allowed = int(inside.sum()) * (peak / 10 ** (psnr / 20)) ** 2
+                step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS, coarsest)
+                score = base_bytes + trial.coded_bytes(step, pool)
+            else:
+                budget = bpp * array.size / 8.0 - base_bytes
+                if budget <= 0:
+                    continue
+                # coded bytes fall as the step grows: the smallest step that fits
+                step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv, pool) <= budget, 1.0 / start,
+                                     _RATE_STEPS, 1e12)
+                if trial.coded_bytes(step, pool) > budget:
+                    continue
+                score = trial.sse(step)
+            if best is None or score < best[0]:
+                best = (score, k, step)
     if best is None:
         return None
     _, k, step = best

@@ -1,0 +1,196 @@
+"""Run per-slice residual-layer coding in worker processes.
+
+Each slice's residual layer (wavelet or bounded-error) is an independent stream coded by
+numpy and constriction in Python, one slice at a time; on a volume that is most of the
+decode time once the network is done (or never runs). The slices go to a few worker
+processes, in order, and come back in order.
+
+The workers are fresh interpreters (``python -c`` running :func:`_serve`) fed pickled jobs
+over their stdin/stdout. Not ``multiprocessing``: forking a process that runs JAX's
+threads can deadlock, and the spawn/forkserver methods re-import the caller's main module,
+which would re-run a user's script that calls ``sitk.ReadImage`` without a main guard.
+A worker imports numpy, constriction and medcodec's coders only (about 0.1 s), never JAX.
+
+Only the functions in :data:`JOBS` can be asked for. A worker that cannot start makes the
+pool run the jobs in this process instead; a MedcodecError raised in a worker is raised
+here unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import selectors
+import struct
+import subprocess
+import sys
+from typing import Callable, Sequence
+
+from .errors import MedcodecError
+
+JOBS = ("medcodec.transform_residual.decode_slice", "medcodec.transform_residual.encode_slice",
+        "medcodec.transform_residual.encode_bands", "medcodec.residual.decode_slice",
+        "medcodec.residual.encode_slice")
+_FRAME = struct.Struct("<Q")
+# Below this many slices per worker, starting workers (0.1-0.2 s each) costs more than it saves.
+MIN_SLICES_PER_WORKER = 4
+
+
+def _function(name: str) -> Callable:
+    if name not in JOBS:
+        raise ValueError(f"not a slice job: {name}")
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _write(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_FRAME.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read(stream):
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        raise EOFError("slice worker stopped")
+    (n,) = _FRAME.unpack(head)
+    data = stream.read(n)
+    if len(data) < n:
+        raise EOFError("slice worker stopped")
+    return pickle.loads(data)
+
+
+def default_workers(n_jobs: int) -> int:
+    """Workers worth starting for ``n_jobs`` slices: one per CPU core this process may use,
+    at most one per :data:`MIN_SLICES_PER_WORKER` slices; 1 means "code here"."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_jobs // MIN_SLICES_PER_WORKER))
+
+
+def run(name: str, jobs: Sequence[tuple], workers: int | None = None) -> list:
+    """``[function(*job) for job in jobs]`` for a function named in :data:`JOBS`, in up to
+    ``workers`` processes (None: :func:`default_workers`; 1: in this process)."""
+    workers = default_workers(len(jobs)) if workers is None else min(int(workers), len(jobs))
+    with Pool(workers) as pool:
+        return pool.map(name, jobs)
+
+
+class Pool:
+    """Up to ``workers`` worker processes, started on the first :meth:`map` and kept until
+    the ``with`` block ends, so a volume decoded batch by batch starts them once. With
+    ``workers`` <= 1, or when no worker can start, jobs run in this process."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, int(workers))
+        self._procs: list | None = None
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        _stop(self._procs or [], kill=kind is not None)  # after an error, jobs may still be in flight
+        self._procs = None
+
+    def _started(self) -> list:
+        if self._procs is None:
+            self._procs = []
+            command = [sys.executable, "-c", _WORKER.format(root=_package_root())]
+            try:
+                for _ in range(self.workers if self.workers > 1 else 0):
+                    self._procs.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            except OSError:  # no interpreter to start (an embedded Python): code here
+                _stop(self._procs)
+                self._procs = []
+        return self._procs
+
+    def map(self, name: str, jobs: Sequence[tuple]) -> list:
+        """``[function(*job) for job in jobs]``, in order, for a function in :data:`JOBS`."""
+        fn = _function(name)
+        procs = self._started() if len(jobs) > 1 else []
+        if not procs:
+            return [fn(*job) for job in jobs]
+        return _dispatch(procs, name, jobs)
+
+
+# The worker's program: this medcodec first on its path (a source checkout works too).
+_WORKER = "import sys; sys.path.insert(0, {root!r}); from medcodec.slicepool import _serve; _serve()"
+
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _dispatch(procs, name: str, jobs: Sequence[tuple]) -> list:
+    """One job in flight per worker; the next goes to whichever answers first."""
+    results: list = [None] * len(jobs)
+    pending = iter(enumerate(jobs))
+    sel = selectors.DefaultSelector()
+    busy = 0
+    for p in procs:
+        nxt = next(pending, None)
+        if nxt is None:
+            break
+        _write(p.stdin, (name, nxt[0], nxt[1]))
+        sel.register(p.stdout, selectors.EVENT_READ, p)
+        busy += 1
+    while busy:
+        for key, _ in sel.select():
+            p = key.data
+            try:
+                ok, index, value = _read(p.stdout)
+            except EOFError:
+                raise MedcodecError(f"a slice worker (pid {p.pid}) stopped unexpectedly; decode with "
+                                    "workers=1 to see the error in this process") from None
+            if not ok:
+                raise value
+            results[index] = value
+            nxt = next(pending, None)
+            if nxt is None:
+                sel.unregister(p.stdout)
+                busy -= 1
+            else:
+                _write(p.stdin, (name, nxt[0], nxt[1]))
+    sel.close()
+    return results
+
+
+def _stop(procs, kill: bool = False) -> None:
+    """End the workers: close their input (they exit after their job), or kill them."""
+    for p in procs:
+        if kill:
+            p.kill()
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+
+
+def _serve() -> None:
+    """The worker: read (function, index, args) frames until stdin closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the frames
+    while True:
+        try:
+            name, index, args = _read(stdin)
+        except EOFError:
+            return
+        try:
+            _write(stdout, (True, index, _function(name)(*args)))
+        except Exception as e:  # noqa: BLE001 - every error goes back to the caller
+            try:
+                pickle.dumps(e)
+            except Exception:  # noqa: BLE001
+                e = MedcodecError(f"slice worker: {type(e).__name__}: {e}")
+            _write(stdout, (False, index, e))
+
