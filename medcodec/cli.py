@@ -125,7 +125,8 @@ def cmd_decode(args) -> int:
     check_output(args.output, args.force)  # before the work, not after it
     update, close = _progress(total, args.quiet, "decode")
     try:
-        image = api.read(args.input, iterations=args.iterations, progress=update, precision=args.precision)
+        image = api.read(args.input, iterations=args.iterations, progress=update, precision=args.precision,
+                         workers=args.workers)
     finally:
         close()
     write_image(image, args.output, overwrite=args.force)
@@ -281,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the network's compute precision: auto = bfloat16 on a GPU/TPU (about 1.4x "
                         "faster, about 0.04 dB lower) and float32 on a CPU; files with a residual "
                         "layer always decode in float32")
+    d.add_argument("--workers", type=_positive_int,
+                   help="processes that decode the slices' residual layers (default: one per core "
+                        "for volumes of 8+ slices; 1 = none)")
     d.add_argument("--reference", help="original image: also print PSNR and max error against it")
     d.add_argument("--force", "-f", action="store_true", help="replace an existing output file")
     d.set_defaults(func=cmd_decode)

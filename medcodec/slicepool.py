@@ -62,12 +62,18 @@ def _read(stream):
 
 
 def default_workers(n_jobs: int) -> int:
-    """Workers worth starting for ``n_jobs`` slices: one per CPU core this process may use,
-    at most one per :data:`MIN_SLICES_PER_WORKER` slices; 1 means "code here"."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    """Workers worth starting for ``n_jobs`` slices: one per CPU core this process may use
+    (or ``$MEDCODEC_SLICE_WORKERS``, set to 1 where processes already fill the cores, as in
+    ``medcodec convert``'s Dask workers), at most one per :data:`MIN_SLICES_PER_WORKER`
+    slices; 1 means "code here"."""
+    setting = os.environ.get("MEDCODEC_SLICE_WORKERS", "").strip()
+    if setting.isdigit():
+        cores = int(setting)
+    else:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
     return max(1, min(cores, n_jobs // MIN_SLICES_PER_WORKER))
 
 

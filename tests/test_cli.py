@@ -139,6 +139,8 @@ def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, c
     assert "bound 3" in capsys.readouterr().out
     assert main(["-q", "decode", str(tmp_path / "e.mlc"), str(tmp_path / "e.nrrd"), "--precision", "bfloat16"]) == 2
     assert "float32" in capsys.readouterr().err and not (tmp_path / "e.nrrd").exists()
+    assert main(["-q", "decode", str(tmp_path / "e.mlc"), str(tmp_path / "e.nrrd"), "--workers", "2"]) == 0
+    assert np.abs(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "e.nrrd"))).astype(int) - original).max() <= 3
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "r.mlc"), "--ratio", "8"]) == 0
     assert float(capsys.readouterr().out.split("ratio ")[1].split(":")[0]) >= 8.0
     assert main(["-q", "encode", str(ct_small_path), str(tmp_path / "x.mlc"), "--ratio", "8", "-k", "2", "--json"]) == 0

@@ -43,10 +43,15 @@ def test_a_worker_error_is_raised_here_as_the_same_error():
         slicepool.run("os.system", [("true",)], workers=2)
 
 
-def test_default_workers_need_enough_slices():
+def test_default_workers_need_enough_slices(monkeypatch):
+    monkeypatch.delenv("MEDCODEC_SLICE_WORKERS", raising=False)
     assert slicepool.default_workers(0) == 1
     assert slicepool.default_workers(slicepool.MIN_SLICES_PER_WORKER * 2 - 1) == 1
     assert 1 <= slicepool.default_workers(10_000) <= slicepool.os.cpu_count()
+    monkeypatch.setenv("MEDCODEC_SLICE_WORKERS", "3")
+    assert slicepool.default_workers(10_000) == 3 and slicepool.default_workers(8) == 2
+    monkeypatch.setenv("MEDCODEC_SLICE_WORKERS", "1")
+    assert slicepool.default_workers(10_000) == 1
 
 
 def test_files_decode_the_same_with_and_without_workers(tmp_path, tiny_model_id, rng):
