@@ -67,7 +67,8 @@ class AdaptiveBits:
         """P(bit = 1) per position, float64 k / 2^16 (exact), from integer counts."""
         n0, n1 = self.counts[self._rows, ctx, 0], self.counts[self._rows, ctx, 1]
         q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
-        return np.clip(q, _PROB_MIN, (1 << PROB_BITS) - _PROB_MIN).astype(np.float64) / (1 << PROB_BITS)
+        q = np.minimum(np.maximum(q, _PROB_MIN), (1 << PROB_BITS) - _PROB_MIN)  # np.clip costs 3x more here
+        return q.astype(np.float64) / (1 << PROB_BITS)
 
     def update(self, ctx: np.ndarray, ones: np.ndarray, where: np.ndarray | None = None) -> None:
         """Count the bits ``ones`` seen in contexts ``ctx`` (both (streams, m)); only where
@@ -81,8 +82,12 @@ class AdaptiveBits:
             flat, ones = flat[where.ravel()], ones[where.ravel()]
         counts = self.counts.reshape(-1, 2)
         np.add.at(counts, (flat, ones.astype(np.intp)), 1)
-        touched = np.unique(np.concatenate([flat, self._pending]))
-        big = touched[counts[touched].sum(axis=1) > COUNT_LIMIT]
+        touched = np.concatenate([flat, self._pending]) if self._pending.size else flat
+        over = counts[touched].sum(axis=1) > COUNT_LIMIT
+        if not over.any():  # the usual case: nothing to halve, no need to deduplicate
+            self._pending = np.zeros(0, np.intp)
+            return
+        big = np.unique(touched[over])  # each context halved once
         counts[big] = (counts[big] + 1) >> 1
         self._pending = big[counts[big].sum(axis=1) > COUNT_LIMIT]
 
