@@ -149,7 +149,9 @@ def main(argv=None) -> int:
     model = checkpoint.load(args.model)
     s = real_slice(args.slice_npy)
     dev = jax.devices()[0]
-    machine = f"{dev.device_kind} ({dev.platform}), host {os.cpu_count()} cores, jax {jax.__version__}"
+    from medcodec.evaluate import cpu_model
+
+    machine = f"{dev.device_kind} ({dev.platform}), host {cpu_model()} {os.cpu_count()} cores, jax {jax.__version__}"
     rows = []
     peak = {d: round(matmul_rate(jnp.float32 if d == "float32" else jnp.bfloat16), 1) for d in dtypes}
     for dtype in dtypes:
