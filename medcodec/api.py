@@ -296,8 +296,9 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
             if layered:
                 base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name, imap)
                 if transform_step is not None:
-                    coded = pool.map("medcodec.transform_residual.encode_slice",
-                                     [(slices[start + s], base[s], transform_step, window) for s in range(m)])
+                    runs = pool.parts(m)  # slices code in lockstep, a run per worker
+                    jobs = [(slices[start:stop][run], base[run], transform_step, window) for run in runs]
+                    coded = [c for part in pool.map("medcodec.transform_residual.encode_slices", jobs) for c in part]
                     for s, (levels, data, final) in enumerate(coded):
                         resid.append((levels, data))
                         recon[start + s] = final
@@ -389,8 +390,11 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
                 _apply_residuals(reader, [wanted[i] for i in positions], out, positions, path, pool)
             if reader.transform is not None and k == h.iterations:
                 delta, rho = reader.transform
-                jobs = [(out[i], *reader.read_transform(wanted[i]), delta, h.window, rho) for i in positions]
-                out[positions] = pool.map("medcodec.transform_residual.decode_slice", jobs)
+                layers = [reader.read_transform(wanted[i]) for i in positions]
+                runs = pool.parts(len(positions))  # slices decode in lockstep, a run per worker
+                jobs = [(out[[positions[j] for j in run]], [layers[j][0] for j in run], [layers[j][1] for j in run],
+                         delta, h.window, rho) for run in runs]
+                out[positions] = np.concatenate(pool.map("medcodec.transform_residual.decode_slices", jobs))
             if progress:  # in image slices
                 progress(len(positions) / per if per > 1 else len(positions))
 

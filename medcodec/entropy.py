@@ -66,30 +66,50 @@ class AdaptiveBits:
     def probabilities(self, ctx: np.ndarray) -> np.ndarray:
         """P(bit = 1) per position, float64 k / 2^16 (exact), from integer counts."""
         n0, n1 = self.counts[self._rows, ctx, 0], self.counts[self._rows, ctx, 1]
+        return self._probability(n0, n1)
+
+    def probabilities_at(self, stream: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+        """:meth:`probabilities` of single positions: stream and context index arrays."""
+        c = self.counts[stream, ctx]
+        return self._probability(c[..., 0], c[..., 1])
+
+    @staticmethod
+    def _probability(n0: np.ndarray, n1: np.ndarray) -> np.ndarray:
         q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
         q = np.minimum(np.maximum(q, _PROB_MIN), (1 << PROB_BITS) - _PROB_MIN)  # np.clip costs 3x more here
         return q.astype(np.float64) / (1 << PROB_BITS)
 
-    def update(self, ctx: np.ndarray, ones: np.ndarray, where: np.ndarray | None = None) -> None:
+    def update(self, ctx: np.ndarray, ones: np.ndarray, where: np.ndarray | None = None,
+               streams: np.ndarray | None = None) -> None:
         """Count the bits ``ones`` seen in contexts ``ctx`` (both (streams, m)); only where
         ``where`` is True if given. Every context whose total then exceeds
         :data:`COUNT_LIMIT` is halved once (work proportional to the bits, not to the
         number of contexts: only touched contexts, and those still above the limit after
-        their last halving, can exceed it)."""
+        their last halving, can exceed it). ``streams`` (bool per stream, default all): the
+        streams this update is for; the others' contexts are left exactly as they are, as if
+        the call had not happened for them (``where`` must be False outside them)."""
         flat = (self._rows * self.n + ctx).ravel()
         ones = ones.ravel()
         if where is not None:
             flat, ones = flat[where.ravel()], ones[where.ravel()]
+        self.update_at(flat, ones, streams)
+
+    def update_at(self, flat: np.ndarray, ones: np.ndarray, streams: np.ndarray | None = None) -> None:
+        """:meth:`update` with the positions given as flat indices stream * n + context."""
         counts = self.counts.reshape(-1, 2)
         np.add.at(counts, (flat, ones.astype(np.intp)), 1)
-        touched = np.concatenate([flat, self._pending]) if self._pending.size else flat
+        pending, kept = self._pending, self._pending[:0]
+        if streams is not None and pending.size:
+            mine = streams[pending // self.n]
+            pending, kept = pending[mine], pending[~mine]
+        touched = np.concatenate([flat, pending]) if pending.size else flat
         over = counts[touched].sum(axis=1) > COUNT_LIMIT
         if not over.any():  # the usual case: nothing to halve, no need to deduplicate
-            self._pending = np.zeros(0, np.intp)
+            self._pending = kept
             return
         big = np.unique(touched[over])  # each context halved once
         counts[big] = (counts[big] + 1) >> 1
-        self._pending = big[counts[big].sum(axis=1) > COUNT_LIMIT]
+        self._pending = np.concatenate([kept, big[counts[big].sum(axis=1) > COUNT_LIMIT]])
 
 
 def bernoulli_family():
@@ -99,27 +119,27 @@ def bernoulli_family():
     return constriction.stream.model.Bernoulli(perfect=False)
 
 
-def range_encoder():
-    """For the residual layers: (code, payload). ``code(ctx, want, model)`` range codes the
-    bits ``want`` with ``model``'s probabilities in contexts ``ctx`` (None: p = 1/2) and
-    returns them; ``payload()`` is the stream (32-bit words, little-endian)."""
+def bit_encoder():
+    """(code, payload): ``code(p, want)`` range codes the bits ``want`` (bool (m,)) with
+    P(bit = 1) = ``p`` (float64 (m,); None: 1/2) and returns them; ``payload()`` is the
+    stream (32-bit words, little-endian)."""
     import constriction
 
     enc = constriction.stream.queue.RangeEncoder()
     family = bernoulli_family()
 
-    def code(ctx, want, model):
+    def code(p, want):
         if want.size:
-            p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
-            enc.encode(np.asarray(want, np.int32), family, p)
+            enc.encode(np.asarray(want, np.int32), family, np.full(want.size, 0.5) if p is None else p)
         return want
 
     return code, lambda: enc.get_compressed().astype("<u4").tobytes()
 
 
-def range_decoder(data: bytes, what: str):
-    """The decoding twin of :func:`range_encoder`'s ``code``: reads ``want.size`` bits.
-    Raises ContainerError (naming ``what``) for a stream that does not decode."""
+def bit_decoder(data: bytes, what: str):
+    """The decoding twin of :func:`bit_encoder`: ``code(p, want)`` reads ``want.size`` bits
+    (``want`` only gives the count). Raises ContainerError (naming ``what``) for a stream
+    that does not decode."""
     import constriction
 
     if len(data) % 4:
@@ -127,16 +147,34 @@ def range_decoder(data: bytes, what: str):
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
     family = bernoulli_family()
 
-    def code(ctx, want, model):
+    def code(p, want):
         if not want.size:
             return want
-        p = model.probabilities(ctx[None])[0] if ctx is not None else np.full(want.size, 0.5)
         try:
-            return np.asarray(dec.decode(family, p)) > 0
+            return np.asarray(dec.decode(family, np.full(want.size, 0.5) if p is None else p)) > 0
         except Exception as e:  # constriction reports invalid data with AssertionError
             raise ContainerError(f"{what} does not decode: {e}") from e
 
     return code
+
+
+def _with_model(code):
+    def coded(ctx, want, model):
+        return code(model.probabilities(ctx[None])[0] if ctx is not None and want.size else None, want)
+    return coded
+
+
+def range_encoder():
+    """For the bounded-error layer: (code, payload). ``code(ctx, want, model)`` range codes
+    the bits ``want`` with ``model``'s probabilities in contexts ``ctx`` (None: p = 1/2) and
+    returns them; ``payload()`` is the stream."""
+    code, payload = bit_encoder()
+    return _with_model(code), payload
+
+
+def range_decoder(data: bytes, what: str):
+    """The decoding twin of :func:`range_encoder`'s ``code``: reads ``want.size`` bits."""
+    return _with_model(bit_decoder(data, what))
 
 
 class SliceModel(AdaptiveBits):

@@ -30,8 +30,9 @@ from typing import Callable, Sequence
 from .errors import MedcodecError
 
 JOBS = ("medcodec.transform_residual.decode_slice", "medcodec.transform_residual.encode_slice",
-        "medcodec.transform_residual.encode_bands", "medcodec.residual.decode_slice",
-        "medcodec.residual.encode_slice")
+        "medcodec.transform_residual.decode_slices", "medcodec.transform_residual.encode_slices",
+        "medcodec.transform_residual.encode_bands", "medcodec.transform_residual.encode_bands_many",
+        "medcodec.residual.decode_slice", "medcodec.residual.encode_slice")
 _FRAME = struct.Struct("<Q")
 # Below this many slices per worker, starting workers (0.1-0.2 s each) costs more than it saves.
 MIN_SLICES_PER_WORKER = 4
@@ -112,6 +113,16 @@ class Pool:
                 _stop(self._procs)
                 self._procs = []
         return self._procs
+
+    def parts(self, n: int) -> list[list[int]]:
+        """0..n-1 in consecutive runs, one per worker (one run when coding here): for jobs
+        that code many slices in lockstep, where fewer, bigger jobs are faster."""
+        k = max(1, min(self.workers if self._started_or_planned() else 1, n))
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        return [list(range(bounds[i], bounds[i + 1])) for i in range(k) if bounds[i] < bounds[i + 1]]
+
+    def _started_or_planned(self) -> bool:
+        return self.workers > 1 and (self._procs is None or bool(self._procs))
 
     def map(self, name: str, jobs: Sequence[tuple]) -> list:
         """``[function(*job) for job in jobs]``, in order, for a function in :data:`JOBS`."""

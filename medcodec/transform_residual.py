@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wavelet
-from .entropy import AdaptiveBits, range_decoder, range_encoder
+from .entropy import AdaptiveBits, bit_decoder, bit_encoder
 from .errors import ContainerError
 
 TAU = 0.30  # quantizer rounding offset (< 0.5: a dead zone around 0); tuned on training images
@@ -83,53 +83,79 @@ def _bit_length(a: np.ndarray) -> np.ndarray:
     return np.frexp(a.astype(np.float64))[1].astype(np.int64)
 
 
-def _coded_flags(coder, model: AdaptiveBits, ctx: np.ndarray, want) -> np.ndarray:
-    flags = np.asarray(coder(ctx, want, model), bool)
-    model.update(ctx[None], flags[None])
-    return flags
+def _code_group(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray) -> np.ndarray:
+    """Code the bits of each stream where ``mask`` (S, m) is True, in position order, with
+    ``model``'s probabilities in contexts ``ctx`` (S, m) (model None: p = 1/2, no update);
+    ``want``: the true bits when encoding (None when decoding). Returns them, False
+    elsewhere. The model is updated for the streams that coded something."""
+    out = np.zeros(mask.shape, bool)
+    if mask.shape[0] == 1:  # one stream: the same, with less bookkeeping per call
+        cols = np.flatnonzero(mask[0])
+        if cols.size:
+            c = None if model is None else ctx[0, cols]
+            out[0, cols] = bits = coders[0](None if model is None else model.probabilities_at(0, c),
+                                            want[0, cols] if want is not None else np.zeros(cols.size, bool))
+            if model is not None:
+                model.update_at(c, bits)
+        return out
+    rows, cols = np.nonzero(mask)  # stream by stream, positions in order
+    if not rows.size:
+        return out
+    per = np.bincount(rows, minlength=mask.shape[0])
+    ends = np.cumsum(per)
+    p = None if model is None else model.probabilities_at(rows, ctx[rows, cols])
+    wanted = None if want is None else want[rows, cols]
+    bits = np.zeros(rows.size, bool)
+    for s in np.flatnonzero(per):
+        lo, hi = ends[s] - per[s], ends[s]
+        bits[lo:hi] = coders[s](None if p is None else p[lo:hi],
+                                wanted[lo:hi] if wanted is not None else np.zeros(hi - lo, bool))
+    out[rows, cols] = bits
+    if model is not None:
+        model.update_at(rows * model.n + ctx[rows, cols], bits, streams=per > 0)
+    return out
 
 
-def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coder) -> np.ndarray:
-    """Binarize and (de)code values: the flag "q != 0" in context ``ctx_sig``, the flags
-    "bit length > j" (j >= 1) in ``ctx_len`` and j, signs in ``ctx_sign``, the first bit
-    below the leading one in (class, length), the other low bits at p = 1/2."""
-    n = ctx_sig.size
-    length = _bit_length(np.abs(q_true)) if q_true is not None else np.zeros(n, np.int64)
-    dec_len = np.zeros(n, np.int64)
-    active = np.ones(n, bool)
+def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coders) -> np.ndarray:
+    """Binarize and (de)code the values of S streams in lockstep (all (S, m)): the flag
+    "q != 0" in context ``ctx_sig``, the flags "bit length > j" (j >= 1) in ``ctx_len`` and
+    j, signs in ``ctx_sign``, the first bit below the leading one in (class, length), the
+    other low bits at p = 1/2. Each stream sees exactly the calls it would see alone: the
+    signs are coded (and the model updated) even when a stream has no nonzero value."""
+    length = _bit_length(np.abs(q_true)) if q_true is not None else None
+    dec_len = np.zeros(ctx_sig.shape, np.int64)
+    active = np.ones(ctx_sig.shape, bool)
     for j in range(_MAX_LEN):
-        idx = np.nonzero(active)[0]
-        if idx.size == 0:
+        if not active.any():
             break
-        ctx = _N_LEN + ctx_sig[idx] if j == 0 else ctx_len[idx] * 16 + min(j, 15)
-        flags = _coded_flags(coder, model, ctx, length[idx] > j)
-        dec_len[idx[flags]] += 1
-        active[idx[~flags]] = False
-    nz = np.nonzero(dec_len)[0]
-    vals = np.zeros(n, np.int64)
-    vals[nz] = 1
-    signs = _coded_flags(coder, model, _SIGN_BASE + ctx_sign[nz],
-                         q_true[nz] < 0 if q_true is not None else np.zeros(nz.size, bool))
+        ctx = _N_LEN + ctx_sig if j == 0 else ctx_len * 16 + min(j, 15)
+        flags = _code_group(coders, model, ctx, None if length is None else length > j, active)
+        dec_len += flags
+        active &= flags
+    nz = dec_len > 0
+    vals = nz.astype(np.int64)
+    signs = _code_group(coders, model, _SIGN_BASE + ctx_sign, None if q_true is None else q_true < 0, nz)
+    # the sign call counts for every stream, nonzero values or not (as when coded alone)
+    model.update_at(np.zeros(0, np.intp), np.zeros(0, bool), streams=~nz.any(axis=1))
+    low_ctx = _LOW_BASE + np.minimum(ctx_len % _CLASSES, 7) * 16 + np.minimum(dec_len, 15)
     for bit in range(int(dec_len.max(initial=0)) - 2, -1, -1):
-        idx = nz[dec_len[nz] > bit + 1]
-        want = ((np.abs(q_true[idx]) >> bit) & 1).astype(bool) if q_true is not None else np.zeros(idx.size, bool)
-        first = dec_len[idx] == bit + 2  # the bit right below the leading one
-        got = np.zeros(idx.size, bool)
-        if first.any():
-            ctx = _LOW_BASE + np.minimum(ctx_len[idx[first]] % _CLASSES, 7) * 16 + np.minimum(dec_len[idx[first]], 15)
-            got[first] = _coded_flags(coder, model, ctx, want[first])
-        if (~first).any():
-            got[~first] = np.asarray(coder(None, want[~first], model), bool)
-        vals[idx] = (vals[idx] << 1) | got
-    vals[nz] = np.where(signs, -vals[nz], vals[nz])
-    return vals
+        sel = dec_len > bit + 1
+        want = ((np.abs(q_true) >> bit) & 1).astype(bool) if q_true is not None else None
+        first = sel & (dec_len == bit + 2)  # the bit right below the leading one
+        got = _code_group(coders, model, low_ctx, want, first) if first.any() else np.zeros(sel.shape, bool)
+        rest = sel & ~first
+        if rest.any():
+            got |= _code_group(coders, None, None, want, rest)
+        vals = np.where(sel, (vals << 1) | got, vals)
+    return np.where(signs, -vals, vals)
 
 
 def _spread(mag: np.ndarray, h: int, w: int, scale: int) -> np.ndarray:
-    """|values| of a band of another size read at (y // scale, x // scale), clipped: (h, w)."""
-    ys = np.minimum(np.arange(h) // scale, mag.shape[0] - 1)
-    xs = np.minimum(np.arange(w) // scale, mag.shape[1] - 1)
-    return mag[ys[:, None], xs[None, :]]
+    """|values| of a band of another size read at (y // scale, x // scale), clipped:
+    (..., h, w) from (..., h', w')."""
+    ys = np.minimum(np.arange(h) // scale, mag.shape[-2] - 1)
+    xs = np.minimum(np.arange(w) // scale, mag.shape[-1] - 1)
+    return mag[..., ys[:, None], xs[None, :]]
 
 
 def _chunks(n: int):
@@ -142,46 +168,50 @@ def _chunks(n: int):
         lo, size = lo + size, min(2 * size, _CHUNK)
 
 
-def _code_band(target, group: int, orientation: int, parent, siblings, model: AdaptiveBits, coder,
+def _code_band(target, group: int, orientation: int, parent, siblings, model: AdaptiveBits, coders,
                shape) -> np.ndarray:
-    """(De)code one band's integers; returns them (h, w) int64. parent / siblings: int64
-    magnitude maps (h, w) of decoded values (siblings summed) or None. orientation 1
-    swaps the neighbour pairs, so "along the band's edges" shares contexts with band 0."""
+    """(De)code one band's integers of S streams in lockstep; returns them (S, h, w) int64.
+    target: the true integers (S, h, w) when encoding, None when decoding. parent /
+    siblings: int64 magnitude maps (S, h, w) of decoded values (siblings summed) or None.
+    orientation 1 swaps the neighbour pairs, so "along the band's edges" shares contexts
+    with band 0."""
     h, w = shape
-    rec = np.zeros((h, w), np.int64)
-    par = np.zeros((h, w), np.int64) if parent is None else parent
-    sib = np.zeros((h, w), np.int64) if siblings is None else siblings
+    n = len(coders)
+    rec = np.zeros((n, h, w), np.int64)
+    par = np.zeros((n, h, w), np.int64) if parent is None else parent
+    sib = np.zeros((n, h, w), np.int64) if siblings is None else siblings
     outside = par + sib
     ext = np.minimum((par > 0).astype(np.int64) + (sib > 0), 2)
     for kind, ys, xs, offsets, dist in _passes(h, w):
         if orientation == 1:
             offsets = offsets[2:] + offsets[:2]
-        total = np.zeros(ys.size, np.int64)
+        total = np.zeros((n, ys.size), np.int64)
         cnt = np.zeros(ys.size, np.int64)
-        pairs = [np.zeros(ys.size, np.int64), np.zeros(ys.size, np.int64)]
-        sign_pairs = [np.zeros(ys.size, np.int64), np.zeros(ys.size, np.int64)]
+        pairs = [np.zeros((n, ys.size), np.int64), np.zeros((n, ys.size), np.int64)]
+        sign_pairs = [np.zeros((n, ys.size), np.int64), np.zeros((n, ys.size), np.int64)]
         for k, (dy, dx) in enumerate(offsets):
             yy, xx = ys + dy * dist, xs + dx * dist
             ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-            v = np.where(ok, rec[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0)
+            v = np.where(ok, rec[:, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0)
             m = np.abs(v)
             total += m
             cnt += ok
             pairs[k // 2] += m > 0
             sign_pairs[k // 2] += np.sign(v)
         if kind == 0:
-            act = 2 * outside[ys, xs]
+            act = 2 * outside[:, ys, xs]
         else:
-            act = (8 * total + cnt // 2) // np.maximum(cnt, 1) + outside[ys, xs]
+            act = (8 * total + cnt // 2) // np.maximum(cnt, 1) + outside[:, ys, xs]
         cls = _magnitude_class(act)
         ctx_len = (group * _KINDS + kind) * _CLASSES + cls
-        ctx_sig = ((((group * 2 + (kind > 0)) * 3 + pairs[0]) * 3 + pairs[1]) * 3 + ext[ys, xs]) * 4 \
+        ctx_sig = ((((group * 2 + (kind > 0)) * 3 + pairs[0]) * 3 + pairs[1]) * 3 + ext[:, ys, xs]) * 4 \
             + np.minimum(cls // 2, 3)
         ctx_sign = (group * _KINDS + kind) * 9 + (np.clip(sign_pairs[0], -1, 1) + 1) * 3 \
             + np.clip(sign_pairs[1], -1, 1) + 1
         for part in _chunks(ys.size):
-            want = None if target is None else target[ys[part], xs[part]]
-            rec[ys[part], xs[part]] = _code_values(want, ctx_sig[part], ctx_len[part], ctx_sign[part], model, coder)
+            want = None if target is None else target[:, ys[part], xs[part]]
+            rec[:, ys[part], xs[part]] = _code_values(want, ctx_sig[:, part], ctx_len[:, part], ctx_sign[:, part],
+                                                      model, coders)
     return rec
 
 
@@ -246,39 +276,78 @@ def finish(base: np.ndarray, decoded_residual: np.ndarray, window: tuple[float, 
 def encode_slice(original: np.ndarray, base: np.ndarray, delta: float, window: tuple[float, float],
                  rho: float = RHO) -> tuple[int, bytes, np.ndarray]:
     """One slice's layer: (levels, payload, final slice as a decoder reconstructs it)."""
-    q, r = quantized(original.astype(np.float64) - base, delta, rho)
-    return _levels(original.shape), encode_bands(q, original.shape), finish(base, r, window)
+    return encode_slices(original[None], base[None], delta, window, rho)[0]
+
+
+def encode_slices(originals: np.ndarray, bases: np.ndarray, delta: float, window: tuple[float, float],
+                  rho: float = RHO) -> list[tuple[int, bytes, np.ndarray]]:
+    """:func:`encode_slice` of several slices of one shape ((S, h, w) each), in lockstep."""
+    shape = originals.shape[1:]
+    done = [quantized(o.astype(np.float64) - b, delta, rho) for o, b in zip(originals, bases)]
+    streams = encode_bands_many([q for q, _ in done], shape)
+    return [(_levels(shape), data, finish(b, r, window)) for data, b, (_, r) in zip(streams, bases, done)]
 
 
 def encode_bands(q_bands, shape: tuple[int, int]) -> bytes:
     """Range-code one slice's integer bands (layout of :func:`quantize`): the payload."""
-    coder, payload = range_encoder()
-    _walk(shape, _levels(shape), q_bands, coder, AdaptiveBits(_N_CTX))
-    return payload()
+    return encode_bands_many([q_bands], shape)[0]
+
+
+def encode_bands_many(q_bands_list: list, shape: tuple[int, int]) -> list[bytes]:
+    """:func:`encode_bands` of several slices of one shape, coded in lockstep (each its own
+    stream and model; the numpy work is shared, which is what costs on small slices)."""
+    coders, payloads = zip(*(bit_encoder() for _ in q_bands_list)) if q_bands_list else ((), ())
+    _walk(shape, _levels(shape), q_bands_list, list(coders))
+    return [payload() for payload in payloads]
 
 
 def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, window: tuple[float, float],
                  rho: float = RHO) -> np.ndarray:
     """Inverse of :func:`encode_slice`: the final slice, in the base's pixel type."""
-    if levels != _levels(base.shape):
-        raise ContainerError(f"transform residual has {levels} levels; a {base.shape[0]}x{base.shape[1]} "
-                             f"slice has {_levels(base.shape)}")
-    q = decode_bands(data, base.shape)
-    return finish(base, wavelet.inverse(dequantize(q, delta, levels, rho)), window)
+    return decode_slices(base[None], levels, [data], delta, window, rho)[0]
+
+
+def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, window: tuple[float, float],
+                  rho: float = RHO) -> np.ndarray:
+    """:func:`decode_slice` of several slices of one shape (bases (S, h, w)), in lockstep;
+    ``levels``: the stored level count, one for all or one per slice."""
+    shape = bases.shape[1:]
+    for stored in np.atleast_1d(levels):
+        if stored != _levels(shape):
+            raise ContainerError(f"transform residual has {stored} levels; a {shape[0]}x{shape[1]} "
+                                 f"slice has {_levels(shape)}")
+    levels = _levels(shape)
+    out = np.empty(bases.shape, bases.dtype)
+    for i, q in enumerate(decode_bands_many(datas, shape)):
+        out[i] = finish(bases[i], wavelet.inverse(dequantize(q, delta, levels, rho)), window)
+    return out
 
 
 def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
     """Inverse of :func:`encode_bands`: the integer bands of an (h, w) slice. Raises
     ContainerError for a stream that does not decode."""
-    coder = range_decoder(data, "transform residual chunk")
-    return _walk(tuple(shape), _levels(shape), None, coder, AdaptiveBits(_N_CTX))
+    return decode_bands_many([data], shape)[0]
 
 
-def _walk(shape, levels: int, q_bands, coder, model: AdaptiveBits) -> list:
-    """(De)code all bands of a slice in order (layout of :func:`quantize`); q_bands: the true
-    integers when encoding, None when decoding."""
+def decode_bands_many(datas: list[bytes], shape: tuple[int, int]) -> list[list]:
+    """:func:`decode_bands` of several streams of slices of one shape, in lockstep."""
+    coders = [bit_decoder(d, "transform residual chunk") for d in datas]
+    return _walk(tuple(shape), _levels(shape), None, coders) if coders else []
+
+
+def _walk(shape, levels: int, q_bands_list, coders) -> list[list]:
+    """(De)code all bands of S slices in order (layout of :func:`quantize`), one stream
+    and one adaptive model per slice; q_bands_list: the true integers of each slice when
+    encoding, None when decoding. Returns each slice's bands."""
     shapes = wavelet.band_shapes(*shape, levels)
-    out = [_code_band(None if q_bands is None else q_bands[0], 0, 0, None, None, model, coder, shapes[0])]
+    model = AdaptiveBits(_N_CTX, len(coders))
+
+    def truth(lev, o=None):
+        if q_bands_list is None:
+            return None
+        return np.stack([np.asarray(q[lev] if o is None else q[lev][o], np.int64) for q in q_bands_list])
+
+    out = [_code_band(truth(0), 0, 0, None, None, model, coders, shapes[0])]
     for lev in range(1, levels + 1):
         group = 3 if lev == levels else 2 if lev == levels - 1 else 1
         decoded = []
@@ -286,7 +355,7 @@ def _walk(shape, levels: int, q_bands, coder, model: AdaptiveBits) -> list:
             bshape = shapes[lev][o]
             parent = _spread(np.abs(out[lev - 1][o]), *bshape, 2) if lev > 1 else None
             sib = sum(_spread(np.abs(d), *bshape, 1) for d in decoded) if decoded else None
-            decoded.append(_code_band(None if q_bands is None else q_bands[lev][o], group, o, parent, sib,
-                                      model, coder, bshape))
+            decoded.append(_code_band(truth(lev, o), group, o, parent, sib, model, coders, bshape))
         out.append(tuple(decoded))
-    return out
+    return [[out[0][i]] + [tuple(b[i] for b in out[lev]) for lev in range(1, levels + 1)]
+            for i in range(len(coders))]

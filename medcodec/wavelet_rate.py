@@ -60,8 +60,10 @@ class _Slices:
         shape = self.originals.shape[1:]
         n = len(self.bands)
         picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
-        jobs = [(transform_residual.quantize(self.bands[i], delta, self.levels), shape) for i in picked]
-        streams = (pool or slicepool.Pool(1)).map("medcodec.transform_residual.encode_bands", jobs)
+        q = [transform_residual.quantize(self.bands[i], delta, self.levels) for i in picked]
+        pool = pool or slicepool.Pool(1)
+        jobs = [([q[j] for j in run], shape) for run in pool.parts(len(q))]  # lockstep, a run per worker
+        streams = [d for part in pool.map("medcodec.transform_residual.encode_bands_many", jobs) for d in part]
         return sum(map(len, streams)) * n / len(picked) + XRES_OVERHEAD_BYTES * n
 
 
