@@ -56,11 +56,15 @@ def test_default_workers_need_enough_slices(monkeypatch):
 
 def test_files_decode_the_same_with_and_without_workers(tmp_path, tiny_model_id, rng):
     vol = (rng.normal(size=(9, 40, 50)) * 200 + 1000).astype(np.uint16)
-    st = medcodec.compress(vol, tmp_path / "w.mlc", iterations=1, transform_step=20.0)
+    st = medcodec.compress(vol, tmp_path / "w.mlc", iterations=1, transform_step=20.0, workers=2)
+    medcodec.compress(vol, tmp_path / "w1.mlc", iterations=1, transform_step=20.0, workers=1)
+    assert (tmp_path / "w.mlc").read_bytes() == (tmp_path / "w1.mlc").read_bytes()
     serial, _ = medcodec.decompress(tmp_path / "w.mlc", workers=1)
     np.testing.assert_array_equal(medcodec.decompress(tmp_path / "w.mlc", workers=2)[0], serial)
     assert prep.psnr(vol, serial) == pytest.approx(st.psnr)
-    medcodec.compress(vol, tmp_path / "b.mlc", iterations=1, max_error=4)
+    medcodec.compress(vol, tmp_path / "b.mlc", iterations=1, max_error=4, workers=3)
+    medcodec.compress(vol, tmp_path / "b1.mlc", iterations=1, max_error=4, workers=1)
+    assert (tmp_path / "b.mlc").read_bytes() == (tmp_path / "b1.mlc").read_bytes()
     bounded, _ = medcodec.decompress(tmp_path / "b.mlc", workers=3)
     np.testing.assert_array_equal(bounded, medcodec.decompress(tmp_path / "b.mlc", workers=1)[0])
     assert prep.max_abs_error(vol, bounded) <= 4
