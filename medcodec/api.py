@@ -303,11 +303,12 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
                         resid.append((levels, data))
                         recon[start + s] = final
                 else:
-                    coded = pool.map("medcodec.residual.encode_slice",
-                                     [(slices[start + s], base[s], max_error) for s in range(m)])
+                    runs = pool.parts(m)  # slices code in lockstep, a run per worker
+                    jobs = [(slices[start:stop][run], base[run], max_error) for run in runs]
+                    coded = [c for part in pool.map("medcodec.residual.encode_slices", jobs) for c in part]
                     # verified by decoding the stream, as a reader will
-                    checked = pool.map("medcodec.residual.decode_slice",
-                                       [(base[s], data, max_error) for s, (data, _) in enumerate(coded)])
+                    jobs = [(base[run], [coded[s][0] for s in run], max_error) for run in runs]
+                    checked = np.concatenate(pool.map("medcodec.residual.decode_slices", jobs))
                     for s, ((data, final), dec) in enumerate(zip(coded, checked)):
                         crc_base = zlib.crc32(np.ascontiguousarray(base[s]).tobytes())
                         resid.append((crc_base, zlib.crc32(final.tobytes()), data))
@@ -428,7 +429,7 @@ def _apply_residuals(reader, slice_ids: list[int], out: np.ndarray, positions: l
                      pool: slicepool.Pool) -> None:
     """out[positions] (the bases of coded slices ``slice_ids``) += their residual layers;
     refuses a base that differs from the encoder's, and a result that fails its CRC."""
-    jobs, finals = [], []
+    streams, finals = [], []
     for slice_index, i in zip(slice_ids, positions):
         crc_base, crc_final, data = reader.read_residual(slice_index)
         if zlib.crc32(np.ascontiguousarray(out[i]).tobytes()) != crc_base:
@@ -437,10 +438,13 @@ def _apply_residuals(reader, slice_ids: list[int], out: np.ndarray, positions: l
                 "machine that encoded it (floating-point drift between CPU/GPU or library versions), so "
                 f"the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
                 "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
-        jobs.append((out[i], data, reader.max_error))
+        streams.append(data)
         finals.append(crc_final)
-    for slice_index, i, final, crc in zip(slice_ids, positions, pool.map("medcodec.residual.decode_slice", jobs),
-                                          finals):
+    runs = pool.parts(len(positions))  # slices decode in lockstep, a run per worker
+    decoded = np.concatenate(pool.map("medcodec.residual.decode_slices",
+                                      [(out[[positions[j] for j in run]], [streams[j] for j in run], reader.max_error)
+                                       for run in runs]))
+    for slice_index, i, final, crc in zip(slice_ids, positions, decoded, finals):
         if zlib.crc32(final.tobytes()) != crc:
             raise ReconstructionMismatchError(f"{path}: slice {slice_index} fails its checksum after the "
                                               "residual layer; the file is corrupted")

@@ -158,23 +158,37 @@ def bit_decoder(data: bytes, what: str):
     return code
 
 
-def _with_model(code):
-    def coded(ctx, want, model):
-        return code(model.probabilities(ctx[None])[0] if ctx is not None and want.size else None, want)
-    return coded
-
-
-def range_encoder():
-    """For the bounded-error layer: (code, payload). ``code(ctx, want, model)`` range codes
-    the bits ``want`` with ``model``'s probabilities in contexts ``ctx`` (None: p = 1/2) and
-    returns them; ``payload()`` is the stream."""
-    code, payload = bit_encoder()
-    return _with_model(code), payload
-
-
-def range_decoder(data: bytes, what: str):
-    """The decoding twin of :func:`range_encoder`'s ``code``: reads ``want.size`` bits."""
-    return _with_model(bit_decoder(data, what))
+def code_bits(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray) -> np.ndarray:
+    """Code the bits of each stream where ``mask`` (S, m) is True, in position order, with
+    ``model``'s probabilities in contexts ``ctx`` (S, m) (model None: p = 1/2, no update);
+    ``want``: the true bits when encoding (None when decoding). Returns them, False
+    elsewhere. The model is updated for the streams that coded something."""
+    out = np.zeros(mask.shape, bool)
+    if mask.shape[0] == 1:  # one stream: the same, with less bookkeeping per call
+        cols = np.flatnonzero(mask[0])
+        if cols.size:
+            c = None if model is None else ctx[0, cols]
+            out[0, cols] = bits = coders[0](None if model is None else model.probabilities_at(0, c),
+                                            want[0, cols] if want is not None else np.zeros(cols.size, bool))
+            if model is not None:
+                model.update_at(c, bits)
+        return out
+    rows, cols = np.nonzero(mask)  # stream by stream, positions in order
+    if not rows.size:
+        return out
+    per = np.bincount(rows, minlength=mask.shape[0])
+    ends = np.cumsum(per)
+    p = None if model is None else model.probabilities_at(rows, ctx[rows, cols])
+    wanted = None if want is None else want[rows, cols]
+    bits = np.zeros(rows.size, bool)
+    for s in np.flatnonzero(per):
+        lo, hi = ends[s] - per[s], ends[s]
+        bits[lo:hi] = coders[s](None if p is None else p[lo:hi],
+                                wanted[lo:hi] if wanted is not None else np.zeros(hi - lo, bool))
+    out[rows, cols] = bits
+    if model is not None:
+        model.update_at(rows * model.n + ctx[rows, cols], bits, streams=per > 0)
+    return out
 
 
 class SliceModel(AdaptiveBits):

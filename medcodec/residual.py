@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entropy import AdaptiveBits, range_decoder, range_encoder
+from .entropy import AdaptiveBits, bit_decoder, bit_encoder, code_bits
 
 SEED_STRIDE = 16
 _MAX_LEN = 40  # bit length of |q| for any 32-bit image
@@ -71,82 +71,87 @@ def _passes(h: int, w: int):
         s = half
 
 
-def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: AdaptiveBits, coder) -> np.ndarray:
-    """Binarize and (de)code one pass of quantized values; returns them (int64)."""
-    n = ctx_base.size
-    length = _bit_length(np.abs(q_true)) if q_true is not None else np.zeros(n, np.int64)
-    dec_len = np.zeros(n, np.int64)
-    active = np.ones(n, bool)
+def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: AdaptiveBits, coders) -> np.ndarray:
+    """Binarize and (de)code one pass of quantized values of S slices in lockstep ((S, m)
+    each; one stream and model per slice); returns them (int64)."""
+    length = _bit_length(np.abs(q_true)) if q_true is not None else None
+    dec_len = np.zeros(ctx_base.shape, np.int64)
+    active = np.ones(ctx_base.shape, bool)
     for j in range(_MAX_LEN):  # unary bit length: flag "L > j" while active
-        idx = np.nonzero(active)[0]
-        if idx.size == 0:
+        if not active.any():
             break
-        ctx = ctx_base[idx] * 16 + min(j, 15)
-        flags = np.asarray(coder(ctx, length[idx] > j, model), bool)
-        model.update(ctx[None], flags[None])
-        dec_len[idx[flags]] += 1
-        active[idx[~flags]] = False
-    nz = np.nonzero(dec_len)[0]
-    vals = np.zeros(n, np.int64)
-    vals[nz] = 1
-    signs = np.asarray(coder(None, q_true[nz] < 0 if q_true is not None else np.zeros(nz.size, bool), model), bool)
-    top = int(dec_len.max()) if n else 0
-    for bit in range(top - 2, -1, -1):  # the bits below the leading one, high to low
-        idx = nz[dec_len[nz] > bit + 1]
-        want = ((np.abs(q_true[idx]) >> bit) & 1).astype(bool) if q_true is not None else np.zeros(idx.size, bool)
-        vals[idx] = (vals[idx] << 1) | np.asarray(coder(None, want, model), bool)
-    vals[nz] = np.where(signs, -vals[nz], vals[nz])
-    return vals
+        flags = code_bits(coders, model, ctx_base * 16 + min(j, 15), None if length is None else length > j,
+                          active)
+        dec_len += flags
+        active &= flags
+    nz = dec_len > 0
+    vals = nz.astype(np.int64)
+    signs = code_bits(coders, None, None, None if q_true is None else q_true < 0, nz)
+    for bit in range(int(dec_len.max(initial=0)) - 2, -1, -1):  # the bits below the leading one
+        sel = dec_len > bit + 1
+        want = ((np.abs(q_true) >> bit) & 1).astype(bool) if q_true is not None else None
+        vals = np.where(sel, (vals << 1) | code_bits(coders, None, None, want, sel), vals)
+    return np.where(signs, -vals, vals)
 
 
-def _walk(base: np.ndarray, target: np.ndarray | None, max_error: int, coder) -> np.ndarray:
-    """Code one slice; returns the decoded residual r' (h, w) int64. ``target`` is the true
-    residual x - base when encoding, None when decoding."""
-    h, w = base.shape
+def _walk(bases: np.ndarray, targets: np.ndarray | None, max_error: int, coders) -> np.ndarray:
+    """Code S slices of one shape in lockstep; returns the decoded residuals r' (S, h, w)
+    int64. ``targets``: the true residuals x - base when encoding, None when decoding."""
+    n, h, w = bases.shape
     step = 2 * max_error + 1
-    model = AdaptiveBits(_N_CTX)
-    rec = np.zeros((h, w), np.int64)
-    b = np.pad(base.astype(np.int64), 1, mode="edge")
-    grad = np.abs(b[1:-1, 2:] - b[1:-1, :-2]) + np.abs(b[2:, 1:-1] - b[:-2, 1:-1])
+    model = AdaptiveBits(_N_CTX, n)
+    rec = np.zeros((n, h, w), np.int64)
+    b = np.pad(bases.astype(np.int64), ((0, 0), (1, 1), (1, 1)), mode="edge")
+    grad = np.abs(b[:, 1:-1, 2:] - b[:, 1:-1, :-2]) + np.abs(b[:, 2:, 1:-1] - b[:, :-2, 1:-1])
     for kind, ys, xs, offsets, dist in _passes(h, w):
         if kind == 0:
-            pred = np.zeros(ys.size, np.int64)
-            cls = _magnitude_class(grad[ys, xs] // (4 * step))
+            pred = np.zeros((n, ys.size), np.int64)
+            cls = _magnitude_class(grad[:, ys, xs] // (4 * step))
         else:
             vals, inside = [], []
             for dy, dx in offsets:
                 yy, xx = ys + dy * dist, xs + dx * dist
                 ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-                vals.append(np.where(ok, rec[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0))
+                vals.append(np.where(ok, rec[:, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0))
                 inside.append(ok)
-            vals, inside = np.stack(vals), np.stack(inside)
+            vals, inside = np.stack(vals), np.stack(inside)[:, None, :]  # (4, S, m), (4, 1, m)
             cnt = inside.sum(axis=0)
             pred = (2 * vals.sum(axis=0) + cnt) // (2 * cnt)  # rounded mean (cnt >= 1 here)
             hi = np.where(inside, vals, np.iinfo(np.int64).min).max(axis=0)
             lo = np.where(inside, vals, np.iinfo(np.int64).max).min(axis=0)
             cls = _magnitude_class((hi - lo) // step)
         q_true = None
-        if target is not None:
-            e = target[ys, xs] - pred
+        if targets is not None:
+            e = targets[:, ys, xs] - pred
             q_true = np.sign(e) * ((np.abs(e) + max_error) // step)
-        q = _code_values(q_true, kind * _CLASSES + cls, model, coder)
-        rec[ys, xs] = pred + q * step
+        q = _code_values(q_true, kind * _CLASSES + cls, model, coders)
+        rec[:, ys, xs] = pred + q * step
     return rec
 
 
 def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[bytes, np.ndarray]:
     """Code one slice's residual layer: (payload, decoded slice in the pixel type), with
     |decoded - original| <= max_error everywhere."""
-    coder, payload = range_encoder()
-    target = original.astype(np.int64) - base.astype(np.int64)
-    rec = _walk(base, target, max_error, coder)
-    return payload(), _final(base, rec, original.dtype)
+    return encode_slices(original[None], base[None], max_error)[0]
+
+
+def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int) -> list[tuple[bytes, np.ndarray]]:
+    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), coded in lockstep."""
+    coders, payloads = zip(*(bit_encoder() for _ in range(len(originals))))
+    targets = originals.astype(np.int64) - bases.astype(np.int64)
+    rec = _walk(bases, targets, max_error, list(coders))
+    return [(payload(), _final(b, r, originals.dtype)) for payload, b, r in zip(payloads, bases, rec)]
 
 
 def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
     """Inverse of :func:`encode_slice`: the decoded slice, in the base's pixel type."""
-    coder = range_decoder(data, "residual chunk")
-    return _final(base, _walk(base, None, max_error, coder), base.dtype)
+    return decode_slices(base[None], [data], max_error)[0]
+
+
+def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int) -> np.ndarray:
+    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), in lockstep."""
+    coders = [bit_decoder(d, "residual chunk") for d in datas]
+    return _final(bases, _walk(bases, None, max_error, coders), bases.dtype)
 
 
 def _final(base: np.ndarray, rec: np.ndarray, dtype) -> np.ndarray:

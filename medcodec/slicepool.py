@@ -32,7 +32,8 @@ from .errors import MedcodecError
 JOBS = ("medcodec.transform_residual.decode_slice", "medcodec.transform_residual.encode_slice",
         "medcodec.transform_residual.decode_slices", "medcodec.transform_residual.encode_slices",
         "medcodec.transform_residual.encode_bands", "medcodec.transform_residual.encode_bands_many",
-        "medcodec.residual.decode_slice", "medcodec.residual.encode_slice")
+        "medcodec.residual.decode_slice", "medcodec.residual.encode_slice",
+        "medcodec.residual.decode_slices", "medcodec.residual.encode_slices")
 _FRAME = struct.Struct("<Q")
 # Below this many slices per worker, starting workers (0.1-0.2 s each) costs more than it saves.
 MIN_SLICES_PER_WORKER = 4

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wavelet
-from .entropy import AdaptiveBits, bit_decoder, bit_encoder
+from .entropy import AdaptiveBits, bit_decoder, bit_encoder, code_bits
 from .errors import ContainerError
 
 TAU = 0.30  # quantizer rounding offset (< 0.5: a dead zone around 0); tuned on training images
@@ -83,39 +83,6 @@ def _bit_length(a: np.ndarray) -> np.ndarray:
     return np.frexp(a.astype(np.float64))[1].astype(np.int64)
 
 
-def _code_group(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray) -> np.ndarray:
-    """Code the bits of each stream where ``mask`` (S, m) is True, in position order, with
-    ``model``'s probabilities in contexts ``ctx`` (S, m) (model None: p = 1/2, no update);
-    ``want``: the true bits when encoding (None when decoding). Returns them, False
-    elsewhere. The model is updated for the streams that coded something."""
-    out = np.zeros(mask.shape, bool)
-    if mask.shape[0] == 1:  # one stream: the same, with less bookkeeping per call
-        cols = np.flatnonzero(mask[0])
-        if cols.size:
-            c = None if model is None else ctx[0, cols]
-            out[0, cols] = bits = coders[0](None if model is None else model.probabilities_at(0, c),
-                                            want[0, cols] if want is not None else np.zeros(cols.size, bool))
-            if model is not None:
-                model.update_at(c, bits)
-        return out
-    rows, cols = np.nonzero(mask)  # stream by stream, positions in order
-    if not rows.size:
-        return out
-    per = np.bincount(rows, minlength=mask.shape[0])
-    ends = np.cumsum(per)
-    p = None if model is None else model.probabilities_at(rows, ctx[rows, cols])
-    wanted = None if want is None else want[rows, cols]
-    bits = np.zeros(rows.size, bool)
-    for s in np.flatnonzero(per):
-        lo, hi = ends[s] - per[s], ends[s]
-        bits[lo:hi] = coders[s](None if p is None else p[lo:hi],
-                                wanted[lo:hi] if wanted is not None else np.zeros(hi - lo, bool))
-    out[rows, cols] = bits
-    if model is not None:
-        model.update_at(rows * model.n + ctx[rows, cols], bits, streams=per > 0)
-    return out
-
-
 def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coders) -> np.ndarray:
     """Binarize and (de)code the values of S streams in lockstep (all (S, m)): the flag
     "q != 0" in context ``ctx_sig``, the flags "bit length > j" (j >= 1) in ``ctx_len`` and
@@ -129,12 +96,12 @@ def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coders
         if not active.any():
             break
         ctx = _N_LEN + ctx_sig if j == 0 else ctx_len * 16 + min(j, 15)
-        flags = _code_group(coders, model, ctx, None if length is None else length > j, active)
+        flags = code_bits(coders, model, ctx, None if length is None else length > j, active)
         dec_len += flags
         active &= flags
     nz = dec_len > 0
     vals = nz.astype(np.int64)
-    signs = _code_group(coders, model, _SIGN_BASE + ctx_sign, None if q_true is None else q_true < 0, nz)
+    signs = code_bits(coders, model, _SIGN_BASE + ctx_sign, None if q_true is None else q_true < 0, nz)
     # the sign call counts for every stream, nonzero values or not (as when coded alone)
     model.update_at(np.zeros(0, np.intp), np.zeros(0, bool), streams=~nz.any(axis=1))
     low_ctx = _LOW_BASE + np.minimum(ctx_len % _CLASSES, 7) * 16 + np.minimum(dec_len, 15)
@@ -142,10 +109,10 @@ def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coders
         sel = dec_len > bit + 1
         want = ((np.abs(q_true) >> bit) & 1).astype(bool) if q_true is not None else None
         first = sel & (dec_len == bit + 2)  # the bit right below the leading one
-        got = _code_group(coders, model, low_ctx, want, first) if first.any() else np.zeros(sel.shape, bool)
+        got = code_bits(coders, model, low_ctx, want, first) if first.any() else np.zeros(sel.shape, bool)
         rest = sel & ~first
         if rest.any():
-            got |= _code_group(coders, None, None, want, rest)
+            got |= code_bits(coders, None, None, want, rest)
         vals = np.where(sel, (vals << 1) | got, vals)
     return np.where(signs, -vals, vals)
 
