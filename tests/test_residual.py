@@ -89,3 +89,21 @@ def test_different_base_is_refused_not_returned(tmp_path, tiny_model_id):
     p.write_bytes(_rebuild(chunks, version=(1, 1)))
     with pytest.raises(ReconstructionMismatchError, match="differently"):
         api.decompress(p)
+
+
+def test_slices_coded_in_lockstep_give_each_slice_its_own_stream():
+    """encode_slices / decode_slices code several slices at once, yet each stream is byte
+    for byte the slice's own (one exact copy of its base, one noisy, one dense)."""
+    rng = np.random.default_rng(5)
+    bases = rng.integers(1000, 3000, (3, 70, 90)).astype(np.uint16)
+    originals = bases.copy()
+    originals[1] = np.clip(bases[1] + rng.laplace(0, 20, (70, 90)), 0, 4095).astype(np.uint16)
+    originals[2] = rng.integers(0, 4096, (70, 90)).astype(np.uint16)
+    for e in (0, 2):
+        alone = [residual.encode_slice(o, b, e) for o, b in zip(originals, bases)]
+        together = residual.encode_slices(originals, bases, e)
+        assert [d for d, _ in together] == [d for d, _ in alone]
+        decoded = residual.decode_slices(bases, [d for d, _ in alone], e)
+        for i in range(3):
+            np.testing.assert_array_equal(decoded[i], alone[i][1])
+            assert np.abs(decoded[i].astype(int) - originals[i]).max() <= e
