@@ -107,8 +107,11 @@ class Pool:
         if self._procs is None:
             self._procs = []
             command = [sys.executable, "-c", _WORKER.format(root=_package_root())]
+            # an embedded Python (a viewer application) may report its host program here,
+            # which must not be started with "-c": then everything is coded in this process
+            wanted = self.workers if _is_python(sys.executable) else 1
             try:
-                for _ in range(self.workers if self.workers > 1 else 0):
+                for _ in range(wanted if wanted > 1 else 0):
                     self._procs.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE))
             except OSError:  # no interpreter to start (an embedded Python): code here
                 _stop(self._procs)
@@ -136,6 +139,10 @@ class Pool:
 
 # The worker's program: this medcodec first on its path (a source checkout works too).
 _WORKER = "import sys; sys.path.insert(0, {root!r}); from medcodec.slicepool import _serve; _serve()"
+
+
+def _is_python(executable: str | None) -> bool:
+    return bool(executable) and os.path.basename(executable).lower().startswith("python")
 
 
 def _package_root() -> str:

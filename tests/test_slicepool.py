@@ -43,6 +43,17 @@ def test_a_worker_error_is_raised_here_as_the_same_error():
         slicepool.run("os.system", [("true",)], workers=2)
 
 
+def test_a_host_program_that_is_not_python_is_never_started(monkeypatch, rng):
+    """Embedded interpreters may report their host application as sys.executable."""
+    monkeypatch.setattr(slicepool.sys, "executable", "/opt/viewer/bin/viewer")
+    base = np.full((33, 47), 2000, np.uint16)
+    jobs = [(x, base, 40.0, (0.0, 4095.0)) for x in _slices(rng, 3)]
+    with slicepool.Pool(2) as pool:
+        coded = pool.map("medcodec.transform_residual.encode_slice", jobs)
+        assert pool._procs == [] and pool.parts(3) == [[0, 1, 2]]
+    assert [d for _, d, _ in coded] == [transform_residual.encode_slice(*j)[1] for j in jobs]
+
+
 def test_default_workers_need_enough_slices(monkeypatch):
     monkeypatch.delenv("MEDCODEC_SLICE_WORKERS", raising=False)
     assert slicepool.default_workers(0) == 1
