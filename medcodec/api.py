@@ -295,20 +295,19 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int = 8,
                                                 None if imap is None else imap[:m, :gh, :gw, 0]))
             if layered:
                 base = _base_batch(params, cfg, codes, mask, height, width, window, array.dtype.name, imap)
+                batch_slices = slices[start:stop]
                 if transform_step is not None:
-                    runs = pool.parts(m)  # slices code in lockstep, a run per worker
-                    jobs = [(slices[start:stop][run], base[run], transform_step, window) for run in runs]
-                    coded = [c for part in pool.map("medcodec.transform_residual.encode_slices", jobs) for c in part]
+                    coded = pool.map_runs("medcodec.transform_residual.encode_slices", m,
+                                          lambda run: (batch_slices[run], base[run], transform_step, window))
                     for s, (levels, data, final) in enumerate(coded):
                         resid.append((levels, data))
                         recon[start + s] = final
                 else:
-                    runs = pool.parts(m)  # slices code in lockstep, a run per worker
-                    jobs = [(slices[start:stop][run], base[run], max_error) for run in runs]
-                    coded = [c for part in pool.map("medcodec.residual.encode_slices", jobs) for c in part]
+                    coded = pool.map_runs("medcodec.residual.encode_slices", m,
+                                          lambda run: (batch_slices[run], base[run], max_error))
                     # verified by decoding the stream, as a reader will
-                    jobs = [(base[run], [coded[s][0] for s in run], max_error) for run in runs]
-                    checked = np.concatenate(pool.map("medcodec.residual.decode_slices", jobs))
+                    checked = pool.map_runs("medcodec.residual.decode_slices", m,
+                                            lambda run: (base[run], [coded[s][0] for s in run], max_error))
                     for s, ((data, final), dec) in enumerate(zip(coded, checked)):
                         crc_base = zlib.crc32(np.ascontiguousarray(base[s]).tobytes())
                         resid.append((crc_base, zlib.crc32(final.tobytes()), data))
@@ -392,10 +391,10 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             if reader.transform is not None and k == h.iterations:
                 delta, rho = reader.transform
                 layers = [reader.read_transform(wanted[i]) for i in positions]
-                runs = pool.parts(len(positions))  # slices decode in lockstep, a run per worker
-                jobs = [(out[[positions[j] for j in run]], [layers[j][0] for j in run], [layers[j][1] for j in run],
-                         delta, h.window, rho) for run in runs]
-                out[positions] = np.concatenate(pool.map("medcodec.transform_residual.decode_slices", jobs))
+                out[positions] = pool.map_runs(
+                    "medcodec.transform_residual.decode_slices", len(positions),
+                    lambda run: (out[[positions[j] for j in run]], [layers[j][0] for j in run],
+                                 [layers[j][1] for j in run], delta, h.window, rho))
             if progress:  # in image slices
                 progress(len(positions) / per if per > 1 else len(positions))
 
@@ -440,10 +439,9 @@ def _apply_residuals(reader, slice_ids: list[int], out: np.ndarray, positions: l
                 "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
         streams.append(data)
         finals.append(crc_final)
-    runs = pool.parts(len(positions))  # slices decode in lockstep, a run per worker
-    decoded = np.concatenate(pool.map("medcodec.residual.decode_slices",
-                                      [(out[[positions[j] for j in run]], [streams[j] for j in run], reader.max_error)
-                                       for run in runs]))
+    decoded = pool.map_runs("medcodec.residual.decode_slices", len(positions),
+                            lambda run: (out[[positions[j] for j in run]], [streams[j] for j in run],
+                                         reader.max_error))
     for slice_index, i, final, crc in zip(slice_ids, positions, decoded, finals):
         if zlib.crc32(final.tobytes()) != crc:
             raise ReconstructionMismatchError(f"{path}: slice {slice_index} fails its checksum after the "

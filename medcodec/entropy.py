@@ -112,6 +112,21 @@ class AdaptiveBits:
         self._pending = np.concatenate([kept, big[counts[big].sum(axis=1) > COUNT_LIMIT]])
 
 
+def magnitude_class(v: np.ndarray, classes: int) -> np.ndarray:
+    """floor(log2(1 + v)) capped to ``classes - 1`` (integer arithmetic): the activity
+    classes of the residual layers' contexts."""
+    v = np.asarray(v, np.int64)
+    out = np.zeros(v.shape, np.int64)
+    for k in range(1, classes):
+        out += v >= (1 << k) - 1
+    return out
+
+
+def bit_length(a: np.ndarray) -> np.ndarray:
+    """Bits of non-negative integers below 2^53 (exact through float64's exponent)."""
+    return np.frexp(np.asarray(a).astype(np.float64))[1].astype(np.int64)
+
+
 def bernoulli_family():
     """constriction's Bernoulli model family, with its quantization pinned."""
     import constriction
@@ -158,12 +173,16 @@ def bit_decoder(data: bytes, what: str):
     return code
 
 
-def code_bits(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray) -> np.ndarray:
+def code_bits(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray,
+              every_stream: bool = False) -> np.ndarray:
     """Code the bits of each stream where ``mask`` (S, m) is True, in position order, with
     ``model``'s probabilities in contexts ``ctx`` (S, m) (model None: p = 1/2, no update);
     ``want``: the true bits when encoding (None when decoding). Returns them, False
-    elsewhere. The model is updated for the streams that coded something."""
+    elsewhere. The model is updated for the streams that coded something, or with
+    ``every_stream`` for all of them (a coder that updates after every such call, empty or
+    not, as the wavelet layer's sign step does)."""
     out = np.zeros(mask.shape, bool)
+    empty = np.zeros(0, np.intp)
     if mask.shape[0] == 1:  # one stream: the same, with less bookkeeping per call
         cols = np.flatnonzero(mask[0])
         if cols.size:
@@ -172,9 +191,13 @@ def code_bits(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray) -
                                             want[0, cols] if want is not None else np.zeros(cols.size, bool))
             if model is not None:
                 model.update_at(c, bits)
+        elif model is not None and every_stream:
+            model.update_at(empty, empty)
         return out
     rows, cols = np.nonzero(mask)  # stream by stream, positions in order
     if not rows.size:
+        if model is not None and every_stream:
+            model.update_at(empty, empty)
         return out
     per = np.bincount(rows, minlength=mask.shape[0])
     ends = np.cumsum(per)
@@ -187,7 +210,7 @@ def code_bits(coders, model: AdaptiveBits | None, ctx, want, mask: np.ndarray) -
                                 wanted[lo:hi] if wanted is not None else np.zeros(hi - lo, bool))
     out[rows, cols] = bits
     if model is not None:
-        model.update_at(rows * model.n + ctx[rows, cols], bits, streams=per > 0)
+        model.update_at(rows * model.n + ctx[rows, cols], bits, streams=None if every_stream else per > 0)
     return out
 
 

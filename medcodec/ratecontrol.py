@@ -272,8 +272,8 @@ def _with_residual(array, path, target_db: float, full: api.EncodeStats, full_pa
 
             def trial(e):
                 nbytes, sse = 0, 0.0
-                jobs = [(originals[run], base[run], e) for run in pool.parts(len(originals))]  # lockstep runs
-                coded = [c for part in pool.map("medcodec.residual.encode_slices", jobs) for c in part]
+                coded = pool.map_runs("medcodec.residual.encode_slices", len(originals),
+                                      lambda run: (originals[run], base[run], e))
                 for (data, final), o, m in zip(coded, originals, inside):
                     nbytes += len(data) + RESD_OVERHEAD_BYTES
                     sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))

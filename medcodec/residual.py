@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entropy import AdaptiveBits, bit_decoder, bit_encoder, code_bits
+from .entropy import AdaptiveBits, bit_decoder, bit_encoder, bit_length, code_bits, magnitude_class
 
 SEED_STRIDE = 16
 _MAX_LEN = 40  # bit length of |q| for any 32-bit image
@@ -38,22 +38,6 @@ _CLASSES = 12
 _N_CTX = 3 * _CLASSES * 16
 _DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 _DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
-
-
-def _magnitude_class(v: np.ndarray) -> np.ndarray:
-    """floor(log2(1 + v)) capped to the class count (integer arithmetic)."""
-    v = np.asarray(v, np.int64)
-    out = np.zeros(v.shape, np.int64)
-    for k in range(1, _CLASSES):
-        out += v >= (1 << k) - 1
-    return out
-
-
-def _bit_length(a: np.ndarray) -> np.ndarray:
-    out = np.zeros(a.shape, np.int64)
-    for k in range(_MAX_LEN):
-        out += a >= (np.int64(1) << k)
-    return out
 
 
 def _passes(h: int, w: int):
@@ -74,7 +58,7 @@ def _passes(h: int, w: int):
 def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: AdaptiveBits, coders) -> np.ndarray:
     """Binarize and (de)code one pass of quantized values of S slices in lockstep ((S, m)
     each; one stream and model per slice); returns them (int64)."""
-    length = _bit_length(np.abs(q_true)) if q_true is not None else None
+    length = bit_length(np.abs(q_true)) if q_true is not None else None
     dec_len = np.zeros(ctx_base.shape, np.int64)
     active = np.ones(ctx_base.shape, bool)
     for j in range(_MAX_LEN):  # unary bit length: flag "L > j" while active
@@ -106,7 +90,7 @@ def _walk(bases: np.ndarray, targets: np.ndarray | None, max_error: int, coders)
     for kind, ys, xs, offsets, dist in _passes(h, w):
         if kind == 0:
             pred = np.zeros((n, ys.size), np.int64)
-            cls = _magnitude_class(grad[:, ys, xs] // (4 * step))
+            cls = magnitude_class(grad[:, ys, xs] // (4 * step), _CLASSES)
         else:
             vals, inside = [], []
             for dy, dx in offsets:
@@ -119,7 +103,7 @@ def _walk(bases: np.ndarray, targets: np.ndarray | None, max_error: int, coders)
             pred = (2 * vals.sum(axis=0) + cnt) // (2 * cnt)  # rounded mean (cnt >= 1 here)
             hi = np.where(inside, vals, np.iinfo(np.int64).min).max(axis=0)
             lo = np.where(inside, vals, np.iinfo(np.int64).max).min(axis=0)
-            cls = _magnitude_class((hi - lo) // step)
+            cls = magnitude_class((hi - lo) // step, _CLASSES)
         q_true = None
         if targets is not None:
             e = targets[:, ys, xs] - pred

@@ -125,6 +125,12 @@ class Pool:
         bounds = [round(i * n / k) for i in range(k + 1)]
         return [list(range(bounds[i], bounds[i + 1])) for i in range(k) if bounds[i] < bounds[i + 1]]
 
+    def map_runs(self, name: str, n: int, job: Callable[[list[int]], tuple]) -> list:
+        """Items 0..n-1 coded in lockstep runs (:meth:`parts`): ``job(run)`` gives the
+        arguments for one run, the function returns one result per item of its run; the
+        results come back in item order."""
+        return [r for part in self.map(name, [job(run) for run in self.parts(n)]) for r in part]
+
     def _started_or_planned(self) -> bool:
         return self.workers > 1 and (self._procs is None or bool(self._procs))
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wavelet
-from .entropy import AdaptiveBits, bit_decoder, bit_encoder, code_bits
+from .entropy import AdaptiveBits, bit_decoder, bit_encoder, bit_length, code_bits, magnitude_class
 from .errors import ContainerError
 
 TAU = 0.30  # quantizer rounding offset (< 0.5: a dead zone around 0); tuned on training images
@@ -71,25 +71,13 @@ def _passes(h: int, w: int):
                 yield kind, ys.ravel(), xs.ravel(), offsets, half
 
 
-def _magnitude_class(v: np.ndarray) -> np.ndarray:
-    out = np.zeros(v.shape, np.int64)
-    for k in range(1, _CLASSES):
-        out += v >= (1 << k) - 1
-    return out
-
-
-def _bit_length(a: np.ndarray) -> np.ndarray:
-    """Bits of non-negative integers below 2^53 (exact through float64's exponent)."""
-    return np.frexp(a.astype(np.float64))[1].astype(np.int64)
-
-
 def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coders) -> np.ndarray:
     """Binarize and (de)code the values of S streams in lockstep (all (S, m)): the flag
     "q != 0" in context ``ctx_sig``, the flags "bit length > j" (j >= 1) in ``ctx_len`` and
     j, signs in ``ctx_sign``, the first bit below the leading one in (class, length), the
     other low bits at p = 1/2. Each stream sees exactly the calls it would see alone: the
     signs are coded (and the model updated) even when a stream has no nonzero value."""
-    length = _bit_length(np.abs(q_true)) if q_true is not None else None
+    length = bit_length(np.abs(q_true)) if q_true is not None else None
     dec_len = np.zeros(ctx_sig.shape, np.int64)
     active = np.ones(ctx_sig.shape, bool)
     for j in range(_MAX_LEN):
@@ -101,9 +89,9 @@ def _code_values(q_true, ctx_sig, ctx_len, ctx_sign, model: AdaptiveBits, coders
         active &= flags
     nz = dec_len > 0
     vals = nz.astype(np.int64)
-    signs = code_bits(coders, model, _SIGN_BASE + ctx_sign, None if q_true is None else q_true < 0, nz)
-    # the sign call counts for every stream, nonzero values or not (as when coded alone)
-    model.update_at(np.zeros(0, np.intp), np.zeros(0, bool), streams=~nz.any(axis=1))
+    # the sign step updates every stream's model, nonzero values or not (as when coded alone)
+    signs = code_bits(coders, model, _SIGN_BASE + ctx_sign, None if q_true is None else q_true < 0, nz,
+                      every_stream=True)
     low_ctx = _LOW_BASE + np.minimum(ctx_len % _CLASSES, 7) * 16 + np.minimum(dec_len, 15)
     for bit in range(int(dec_len.max(initial=0)) - 2, -1, -1):
         sel = dec_len > bit + 1
@@ -169,7 +157,7 @@ def _code_band(target, group: int, orientation: int, parent, siblings, model: Ad
             act = 2 * outside[:, ys, xs]
         else:
             act = (8 * total + cnt // 2) // np.maximum(cnt, 1) + outside[:, ys, xs]
-        cls = _magnitude_class(act)
+        cls = magnitude_class(act, _CLASSES)
         ctx_len = (group * _KINDS + kind) * _CLASSES + cls
         ctx_sig = ((((group * 2 + (kind > 0)) * 3 + pairs[0]) * 3 + pairs[1]) * 3 + ext[:, ys, xs]) * 4 \
             + np.minimum(cls // 2, 3)

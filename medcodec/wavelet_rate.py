@@ -61,9 +61,8 @@ class _Slices:
         n = len(self.bands)
         picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
         q = [transform_residual.quantize(self.bands[i], delta, self.levels) for i in picked]
-        pool = pool or slicepool.Pool(1)
-        jobs = [([q[j] for j in run], shape) for run in pool.parts(len(q))]  # lockstep, a run per worker
-        streams = [d for part in pool.map("medcodec.transform_residual.encode_bands_many", jobs) for d in part]
+        streams = (pool or slicepool.Pool(1)).map_runs("medcodec.transform_residual.encode_bands_many", len(q),
+                                                        lambda run: ([q[j] for j in run], shape))
         return sum(map(len, streams)) * n / len(picked) + XRES_OVERHEAD_BYTES * n
 
 
