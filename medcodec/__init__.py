@@ -4,6 +4,7 @@ Importing this package is cheap: JAX is imported only when pixels are encoded or
 """
 
 from .api import EncodeStats, compress, decompress, info, read, write
+from .options import EncodeOptions
 from .errors import (CheckpointError, ContainerError, InputError, MedcodecError, ModelMismatchError,
                      ReadError, TruncatedFileError, UnsupportedPixelTypeError, UnsupportedVersionError,
                      WriteError)
@@ -11,7 +12,7 @@ from .errors import (CheckpointError, ContainerError, InputError, MedcodecError,
 __version__ = "0.1.0"
 
 __all__ = [
-    "compress", "decompress", "read", "write", "info", "EncodeStats", "MedcodecError",
+    "compress", "decompress", "read", "write", "info", "EncodeOptions", "EncodeStats", "MedcodecError",
     "ContainerError", "TruncatedFileError", "UnsupportedVersionError", "ModelMismatchError",
     "CheckpointError", "InputError", "UnsupportedPixelTypeError", "ReadError", "WriteError",
 ]

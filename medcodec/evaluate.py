@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api, container, prep
+from . import api, prep
+from .format import truncate
 
 
 def cpu_model() -> str:
@@ -74,7 +75,7 @@ def rd_curve(name: str, modality: str, array: np.ndarray, max_iterations: int, w
     for k in range(1, max_iterations + 1):
         path = full if k == max_iterations else workdir / f"{name}_k{k}.mlc"
         if k < max_iterations:
-            container.truncate(full, path, k, overwrite=True)
+            truncate(full, path, k, overwrite=True)
         decoded, _ = api.decompress(path)
         nbytes = path.stat().st_size
         rows.append({"image": name, "modality": modality, "iterations": k, "bytes": nbytes,
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", nargs="*", help="subset of evaluation image names")
     args = p.parse_args(argv)
 
-    from . import checkpoint
+    from .model import checkpoint
 
     model = checkpoint.load(args.model)
     kmax = args.iterations or model.config.max_iterations

@@ -91,8 +91,15 @@ def batch_size_for(height: int, width: int, budget_pixels: int = 4 * 512 * 512) 
     return 1 << (n.bit_length() - 1)
 
 
-def psnr(reference: np.ndarray, test: np.ndarray, peak: float | None = None) -> float:
-    """PSNR in dB with peak = the reference's max - min (its own dynamic range) by default."""
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float | None = None,
+         inside: np.ndarray | None = None) -> float:
+    """PSNR in dB with peak = the reference's max - min (its own dynamic range) by default.
+    ``inside`` (bool, the images' shape): the error is measured inside that region only,
+    the peak still over the whole reference (as the benchmarks do)."""
+    if inside is not None:
+        if peak is None:
+            peak = float(reference.max()) - float(reference.min())
+        reference, test = reference[inside], test[inside]
     ref = reference.astype(np.float64)
     mse = float(np.mean((ref - test.astype(np.float64)) ** 2))
     if peak is None:

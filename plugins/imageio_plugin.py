@@ -2,12 +2,11 @@
 
 Registered automatically when ``imageio`` is imported (see :mod:`medcodec_plugins.autoload`)
 or by hand with :func:`register`. Arrays are in numpy axis order (z, y, x); writing takes
-``iterations=`` (default ``MEDCODEC_ITERATIONS`` or 8). ``metadata()`` returns the header.
+``iterations=`` (default ``MEDCODEC_ITERATIONS``, else medcodec's default). ``metadata()`` returns the header.
 """
 
 from __future__ import annotations
 
-import os
 
 PLUGIN_NAME = "medcodec"
 
@@ -54,12 +53,13 @@ def _plugin_class():
 
         def write(self, ndimage, *, iterations=None, spacing=None, is_batch=False):
             from medcodec import api
-            from medcodec.imagefiles import Geometry
+            from medcodec.io.images import Geometry
+            from medcodec.options import iterations_from_environment
 
             import numpy as np
 
             arr = np.asarray(ndimage)
-            k = iterations or int(os.environ.get("MEDCODEC_ITERATIONS", "8"))
+            k = iterations or iterations_from_environment()
             geom = None
             if spacing is not None:
                 geom = Geometry(tuple(float(s) for s in spacing), (0.0,) * arr.ndim,
@@ -69,11 +69,11 @@ def _plugin_class():
             return None
 
         def properties(self, index=None):
-            from medcodec import container
+            from medcodec.format import read_header
 
             import numpy as np
 
-            h = container.read_header(self._path())
+            h = read_header(self._path())
             return ImageProperties(shape=tuple(reversed(h.size)), dtype=np.dtype(h.pixel_type),
                                    is_batch=False, spacing=tuple(reversed(h.spacing)))
 

@@ -12,7 +12,8 @@ Rate or quality when writing, from ``compressor`` (comma-separated, optionally p
 mask gets the target, background less), ``background_weight=W``, ``uniform`` (no
 adaptive tiles) and ``no_wavelet`` (no wavelet residual layer). Without a rate or quality option the iteration
 count is ``compressionLevel=K`` (1..model maximum), the environment variable
-``MEDCODEC_ITERATIONS``, then 8. Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
+``MEDCODEC_ITERATIONS``, then the default (:mod:`medcodec.options`; a bounded-error write
+takes its base from ``iterations=K`` or ``compressionLevel`` only). Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
 as SimpleITK users expect (and a ``MedcodecError``).
 
 JAX is imported only when pixels are decoded or encoded; ``ReadImageInformation`` reads the
@@ -28,7 +29,6 @@ import os
 from medcodec.errors import MedcodecError
 
 IMAGE_IO = "MedcodecImageIO"
-DEFAULT_ITERATIONS = 8
 _PATCHED = ("ImageFileReader", "ImageFileWriter", "ImageSeriesReader")
 _PIXEL_IDS = {"uint8": "sitkUInt8", "int8": "sitkInt8", "uint16": "sitkUInt16", "int16": "sitkInt16",
               "uint32": "sitkUInt32", "int32": "sitkInt32", "float32": "sitkFloat32",
@@ -63,21 +63,18 @@ def _sitk_errors(fn):
 
 _NUMBER_OPTIONS = {"iterations": int, "k": int, "max_error": int, "bpp": float, "ratio": float,
                    "psnr": float, "background_weight": float}
+_FLAG_OPTIONS = {"lossless": ("max_error", 0), "uniform": ("adaptive", False), "no_wavelet": ("wavelet", False)}
 
 
-def write_options(compressor: str = "", level: int = -1) -> dict:
-    """Keyword arguments of :func:`medcodec.api.write` from SimpleITK's compression options
-    (see the module docstring)."""
+def _parse_compressor(compressor: str) -> dict:
+    """The options named in SimpleITK's ``compressor`` string (see the module docstring)."""
     opts: dict = {}
     text = (compressor or "").strip().lower().replace("medcodec:", "")
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = (x.strip() for x in part.partition("="))
-        if key == "lossless" and not value:
-            opts["max_error"] = 0
-        elif key == "uniform" and not value:
-            opts["adaptive"] = False
-        elif key == "no_wavelet" and not value:
-            opts["wavelet"] = False
+        if key in _FLAG_OPTIONS and not value:
+            field, setting = _FLAG_OPTIONS[key]
+            opts[field] = setting
         elif key == "roi" and value == "auto":
             opts["roi"] = "auto"
         elif key in _NUMBER_OPTIONS and value:
@@ -89,25 +86,25 @@ def write_options(compressor: str = "", level: int = -1) -> dict:
             raise MedcodecSitkError(f"unknown compressor option {part!r}; use iterations=K, bpp=B, "
                                     "ratio=R, psnr=DB, max_error=E or lossless (with a target also "
                                     "roi=auto, background_weight=W, uniform, no_wavelet)")
-    targeted = {"bpp", "ratio", "psnr"} & set(opts)
-    if {"roi", "background_weight", "adaptive", "wavelet"} & set(opts) and not targeted:
-        raise MedcodecSitkError("compressor options roi, background_weight, uniform and no_wavelet need a "
-                                "bpp, ratio or psnr target")
-    if not targeted and "iterations" not in opts:
-        opts["iterations"] = _default_iterations(level)
     return opts
 
 
-def _default_iterations(level) -> int:
-    if level is not None and level > 0:
-        return int(level)
-    env = os.environ.get("MEDCODEC_ITERATIONS", "").strip()
-    if env:
-        try:
-            return int(env)
-        except ValueError:
-            raise MedcodecSitkError(f"MEDCODEC_ITERATIONS={env!r} is not a whole number")
-    return DEFAULT_ITERATIONS
+def write_options(compressor: str = "", level: int = -1):
+    """The :class:`medcodec.options.EncodeOptions` of a ``.mlc`` write from SimpleITK's
+    compression options: ``compressor`` first, then ``compressionLevel`` as the iteration
+    count, then (lossy writes) ``$MEDCODEC_ITERATIONS``, then the defaults."""
+    from medcodec.options import EncodeOptions, TARGETS, iterations_from_environment
+
+    opts = _parse_compressor(compressor)
+    if "iterations" not in opts and not set(TARGETS) & set(opts):
+        if level is not None and level > 0:
+            opts["iterations"] = int(level)
+        elif "max_error" not in opts:  # a bounded-error base has its own default
+            opts["iterations"] = iterations_from_environment()
+    try:
+        return EncodeOptions(**opts)
+    except MedcodecError as e:
+        raise MedcodecSitkError(f"compressor {compressor!r}: {e}") from e
 
 
 def _physical_point(header, index) -> tuple[float, ...]:
@@ -119,12 +116,13 @@ def _physical_point(header, index) -> tuple[float, ...]:
 
 def read_region(sitk, path, extract_size=(), extract_index=()):
     """Decode a ``.mlc`` file (or only the slices an ITK extract region needs) to an image."""
-    from medcodec import api, container
-    from medcodec.imagefiles import Geometry, to_sitk
+    from medcodec import api
+    from medcodec.format import read_header
+    from medcodec.io.images import Geometry, to_sitk
 
     if not extract_size:
         return api.read(path)
-    h = container.read_header(path)
+    h = read_header(path)
     n = h.ndim
     if len(extract_size) != n or (extract_index and len(extract_index) != n):
         raise MedcodecSitkError(f"extract region must have {n} entries for this {n}-D image")
@@ -148,7 +146,7 @@ def read_region(sitk, path, extract_size=(), extract_index=()):
 
 def _build_classes(sitk, base_reader, base_writer, base_series):
     """Subclasses of SimpleITK's reader/writer classes that handle ``.mlc`` themselves."""
-    from medcodec import container
+    from medcodec.format import read_header
 
     class MedcodecImageFileReader(base_reader):
         """``sitk.ImageFileReader`` that also reads ``.mlc`` (header-only information too)."""
@@ -166,7 +164,7 @@ def _build_classes(sitk, base_reader, base_writer, base_series):
         def _header(self):
             name = self.GetFileName()
             if self._mlc_header is None or self._mlc_header_file != name:
-                self._mlc_header = container.read_header(name)
+                self._mlc_header = read_header(name)
                 self._mlc_header_file = name
             return self._mlc_header
 
@@ -250,7 +248,7 @@ def _build_classes(sitk, base_reader, base_writer, base_series):
             if not is_mlc(name):
                 return super().Execute(image, *args)
             level = args[2] if len(args) > 2 else self.GetCompressionLevel()
-            write_mlc(image, name, **write_options(self.GetCompressor(), level))
+            write_mlc(image, name, write_options(self.GetCompressor(), level))
 
     class MedcodecImageSeriesReader(base_series):
         """``sitk.ImageSeriesReader`` that also stacks a list of ``.mlc`` files."""
@@ -269,11 +267,12 @@ def _build_classes(sitk, base_reader, base_writer, base_series):
     return MedcodecImageFileReader, MedcodecImageFileWriter, MedcodecImageSeriesReader
 
 
-def write_mlc(image, path, **options) -> None:
-    """Encode a SimpleITK image to ``path`` (replacing it, as SimpleITK writers do)."""
+def write_mlc(image, path, options=None) -> None:
+    """Encode a SimpleITK image to ``path`` with ``options`` (an EncodeOptions), replacing
+    it, as SimpleITK writers do."""
     from medcodec import api
 
-    api.write(image, path, overwrite=True, **options)
+    api.write(image, path, options, overwrite=True)
 
 
 def read_series(sitk, names, output_pixel_type):

@@ -23,7 +23,7 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
     the default there (so code paths without a model argument use it too)."""
     import jax
 
-    from medcodec import checkpoint
+    from medcodec.model import checkpoint
     from medcodec.model import codec
     from medcodec.model.config import TEST_TINY
 

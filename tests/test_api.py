@@ -6,10 +6,12 @@ import os
 import numpy as np
 import pytest
 
+import medcodec.format as mlc
 import medcodec
-from medcodec import checkpoint, prep
+from medcodec import prep
+from medcodec.model import checkpoint, runtime
 from medcodec.errors import InputError, MedcodecError, ModelMismatchError, WriteError
-from medcodec.imagefiles import Geometry
+from medcodec.io.images import Geometry
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +182,7 @@ def test_wavelet_residual_layer_through_the_library(tmp_path, tiny_model_id, rng
     np.testing.assert_array_equal(part[0], out[2])
     finer = medcodec.compress(vol, tmp_path / "f.mlc", iterations=2, transform_step=5.0)
     assert finer.psnr > st.psnr and finer.bytes > st.bytes
-    assert "wavelet residual step 20" in st.summary()
+    assert "wavelet layer step 20" in st.summary()
     for bad in (0.0, -1.0, float("nan"), "3", True):
         with pytest.raises(InputError, match="transform_step"):
             medcodec.compress(vol, tmp_path / "x.mlc", transform_step=bad)
@@ -192,18 +194,18 @@ def test_wavelet_residual_layer_through_the_library(tmp_path, tiny_model_id, rng
 def test_zero_count_tiles_decode_to_the_window_middle_without_the_network(tmp_path, tiny_model_id, rng):
     """A file whose tiles all have count 0 (rate control's "no learned iteration" base):
     the decoder skips the network and gives what the encoder measured."""
-    from medcodec import container, wavelet_rate
+    from medcodec.ratecontrol import wavelet as wavelet_rate
 
     vol = (rng.normal(size=(2, 40, 50)) * 200 + 1000).astype(np.int16)
     medcodec.compress(vol, tmp_path / "full.mlc", iterations=1)
-    zero = wavelet_rate._zero_tiles(container.read_header(tmp_path / "full.mlc"))
+    zero = wavelet_rate._zero_tiles(mlc.read_header(tmp_path / "full.mlc"))
     base = medcodec.compress(vol, tmp_path / "b.mlc", iterations=1, tiles=zero)
     out, h = medcodec.decompress(tmp_path / "b.mlc")
     assert np.all(out == np.rint((h.window[0] + h.window[1]) / 2)) and prep.psnr(vol, out) == base.psnr
     st = medcodec.compress(vol, tmp_path / "w.mlc", iterations=1, tiles=zero, transform_step=10.0)
     out, _ = medcodec.decompress(tmp_path / "w.mlc")
     assert prep.psnr(vol, out) == st.psnr and st.psnr > 40
-    assert container.read_header(tmp_path / "w.mlc").version == (1, 3)
+    assert mlc.read_header(tmp_path / "w.mlc").version == (1, 3)
     facts = medcodec.info(tmp_path / "w.mlc")
     assert facts["tile_iterations"] == [0, 0] and facts["residual_layer"] == "wavelet"
 
@@ -222,7 +224,7 @@ def test_decode_precision_choice(tmp_path, tiny_model_id, rng, monkeypatch):
     assert not np.array_equal(bf16, f32)
     assert abs(prep.psnr(vol, bf16) - prep.psnr(vol, f32)) < 0.5
     assert api.decode_precision("auto", layered=False) == "float32"
-    monkeypatch.setattr(api, "_accelerated", lambda: True)
+    monkeypatch.setattr(runtime, "accelerated", lambda: True)
     assert api.decode_precision("auto", layered=False) == "bfloat16"
     assert api.decode_precision("auto", layered=True) == "float32"
     assert api.decode_precision("float32", layered=False) == "float32"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medcodec import checkpoint
+from medcodec.model import checkpoint
 from medcodec.cli import main
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medcodec import api, checkpoint, convert, prep
+from medcodec import api, convert, prep
+from medcodec.model import checkpoint
 from medcodec.cli import main
-from medcodec.imagefiles import from_sitk, read_image
+from medcodec.io.images import from_sitk, read_image
 
 FIELDS = {"input", "output", "voxels", "bytes_in", "bytes_out", "ratio", "bpp", "psnr", "max_error",
           "seconds", "status", "error"}
@@ -206,15 +207,16 @@ def test_convert_kill_resume_on_local_cluster(archive, tmp_path, tiny_model_id, 
     assert set(mr) <= set(convert.DICOM_KEEP) | {"medcodec_source"}  # not every tag
     assert api.decompress(dst / "patient1/dose.mlc")[0].shape == (15, 10, 10)  # multi-frame, 3D
 
-    # 3. a third run has nothing left but the corrupt file (in-process, no Dask)
-    import importlib.util
-
-    png = importlib.util.find_spec("matplotlib") is not None  # optional
-    plot = tmp_path / ("report.png" if png else "report2.html")
+    # 3. a third run has nothing left but the corrupt file (in-process, no Dask); a PNG
+    # summary (matplotlib is a test dependency, so this branch runs in CI)
+    plot = tmp_path / "report.png"
     assert main(["-q", "convert", str(src), str(dst), "-k", "2", "--workers", "0", "--plot", str(plot)]) == 1
     assert "0 converted now" in capsys.readouterr().out
     assert len(_records(manifest)) == len(records) + 1
-    assert plot.read_bytes()[:4] == (b"\x89PNG" if png else b"<!do")
+    import SimpleITK as _sitk
+
+    png = _sitk.ReadImage(str(plot))  # a real PNG a reader decodes, not just its magic bytes
+    assert plot.read_bytes()[:4] == b"\x89PNG" and png.GetSize()[0] >= 500
 
     # 4. --decode back to NRRD, verified against the .mlc files
     back = tmp_path / "restored"
@@ -311,3 +313,27 @@ def test_rate_control_targets_per_item(tmp_path, tiny_model_id, capsys):
     assert rec["ratio"] >= 8.0 and rec["status"] == "ok"
     assert main(["-q", "convert", str(src), str(tmp_path / "x"), "--psnr", "40", "--lossless"]) == 2
     assert "do not combine" in capsys.readouterr().err
+
+
+def test_report_without_matplotlib(tmp_path, monkeypatch):
+    """Without matplotlib an .html report still has its table, and a .png is refused with
+    what to do; with it the .html embeds the plot."""
+    from medcodec.convert import report
+    from medcodec.convert.batch import Summary
+    from medcodec.errors import MedcodecError
+
+    record = {"input": "a.nii.gz", "output": "a.mlc", "status": "ok", "bpp": 1.0, "psnr": 45.0, "ratio": 16.0,
+              "voxels": 1000, "bytes_in": 2000, "bytes_out": 125, "raw_bytes": 2000, "max_error": 3.0, "seconds": 1.0}
+    summary = Summary(src="s", dst="d", manifest="m", items=1, earlier=[], records=[record], pending=0, seconds=1.0)
+    html = report.write_plot(summary, tmp_path / "with.html")
+    assert "data:image/png;base64," in open(html).read()
+
+    def no_matplotlib(_):
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(report, "_plot_png", no_matplotlib)
+    text = open(report.write_plot(summary, tmp_path / "without.html")).read()
+    assert "install matplotlib" in text and "a.nii.gz" in text
+    with pytest.raises(MedcodecError, match="pip install matplotlib"):
+        report.write_plot(summary, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -43,3 +43,27 @@ def test_patch_sampler_needs_big_enough_slices():
 def test_normalise_maps_to_unit_range():
     v = normalise(np.array([[-1000.0, 3000.0]]))
     np.testing.assert_allclose(v, [[-0.5, 0.5]])
+
+
+def test_pack_round_trip_and_evaluation_images_are_refused(tmp_path):
+    """A training pack reads back exactly; a pack holding an evaluation image (by catalog
+    name or by a forbidden tag, e.g. a twin) is refused for training, as is a pack of the
+    wrong role."""
+    from medcodec.data.pack import read_pack, write_pack
+    from medcodec.errors import InputError
+
+    vol = np.arange(2 * 8 * 8, dtype=np.int32).reshape(2, 8, 8) - 50
+    ok = write_pack(tmp_path / "train.npz", {"ct_small": vol}, role="train")
+    back = read_pack(ok)
+    assert list(back) == ["ct_small"] and np.array_equal(back["ct_small"], vol)
+    eval_name = entries("eval")[0].name
+    write_pack(tmp_path / "bad.npz", {"ct_small": vol, eval_name: vol}, role="train")
+    with pytest.raises(InputError, match=f"evaluation images.*{eval_name}"):
+        read_pack(tmp_path / "bad.npz")
+    twin = f"cr_chest_{FORBIDDEN_IN_TRAINING[0]}J2KR"
+    write_pack(tmp_path / "twin.npz", {twin: vol}, role="train")
+    with pytest.raises(InputError, match="evaluation images"):
+        read_pack(tmp_path / "twin.npz")
+    write_pack(tmp_path / "eval.npz", {"ct_small": vol}, role="eval")
+    with pytest.raises(InputError, match="'eval' images, not 'train'"):
+        read_pack(tmp_path / "eval.npz")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import medcodec
-from medcodec import checkpoint
-from medcodec.imagefiles import Geometry
+from medcodec.model import checkpoint
+from medcodec.io.images import Geometry
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import medcodec.format as mlc
 import medcodec
-from medcodec import api, checkpoint, container, prep, ratecontrol
+from medcodec import api, prep, ratecontrol
+from medcodec.model import checkpoint
 from medcodec.cli import main
 from medcodec.samples import sample_path
 
@@ -100,7 +102,7 @@ def test_adaptive_tiles_land_within_5_percent_with_the_shipped_model(tmp_path, c
     ct = pydicom.dcmread(str(ct_small_path)).pixel_array.astype(np.int16)
     vol = np.stack([ct, ct.T, ct[::-1]])
     api.compress(vol, tmp_path / "v.mlc", iterations=6)
-    sizes = container.prefix_sizes(tmp_path / "v.mlc")
+    sizes = mlc.prefix_sizes(tmp_path / "v.mlc")
     target = 8.0 * (sizes[2] + sizes[3]) / 2 / vol.size  # between 3 and 4 iterations everywhere
     uniform = ratecontrol.compress_to(vol, tmp_path / "u.mlc", bpp=target, adaptive=False, wavelet=False)
     st = ratecontrol.compress_to(vol, tmp_path / "b.mlc", bpp=target, wavelet=False)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import MedcodecError, ReadError, WriteError
+from ..io.atomic import move_into_place
 from .options import DICOM_KEEP, ConvertOptions, Item, VerificationError, short_hash
 
 
@@ -73,30 +74,6 @@ def _temporary(item: Item, suffix: str) -> Path:
     return folder / f"{short_hash(item.id)}-{os.getpid()}-{os.urandom(4).hex()}{suffix}"
 
 
-def _place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Give a verified temporary its final name, atomically; never clobber without overwrite."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        os.replace(tmp, out)
-    else:
-        try:
-            os.link(tmp, out)  # fails if out appeared meanwhile
-        except FileExistsError:
-            raise WriteError(f"{out} exists; use --force to replace it")
-        except OSError:  # filesystems without hard links
-            if out.exists():
-                raise WriteError(f"{out} exists; use --force to replace it")
-            os.replace(tmp, out)
-    try:
-        fd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
 def _keep_metadata(item: Item, metadata: dict[str, str], options: ConvertOptions) -> dict[str, str]:
     if item.kind.startswith("dicom"):
         if not options.all_dicom_tags:
@@ -107,7 +84,7 @@ def _keep_metadata(item: Item, metadata: dict[str, str], options: ConvertOptions
 
 
 def _read_input(item: Item):
-    from ..imagefiles import read_image
+    from ..io.images import read_image
 
     if item.kind == "unreadable":
         raise ReadError(item.error or f"cannot read {item.source}")
@@ -118,6 +95,12 @@ def _read_input(item: Item):
     return read_image(item.source)
 
 
+def _place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Give a verified temporary its final name (its folder made as the tree is mirrored)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    move_into_place(tmp, out, overwrite)
+
+
 def _same_geometry(a, b, rtol: float, atol: float) -> bool:
     import numpy as np
 
@@ -125,7 +108,24 @@ def _same_geometry(a, b, rtol: float, atol: float) -> bool:
                for x, y in ((a.spacing, b.spacing), (a.origin, b.origin), (a.direction, b.direction)))
 
 
-_TARGETS = ("psnr", "bpp", "ratio")
+def _check_iterations(header, options: ConvertOptions, model_id: str | None) -> None:
+    targeted = options.encode.target is not None  # rate control picks the iterations
+    want = options.iterations
+    if (header.iterations > (want or header.iterations) if targeted else header.iterations != want) \
+            or (model_id and header.model_id != model_id):
+        raise VerificationError(f"written with {header.iterations} iterations of {header.model_id}, "
+                                f"asked for {'at most ' if targeted else ''}{want} of {model_id}")
+
+
+def _check_targets(path: Path, array, psnr: float, options: ConvertOptions) -> None:
+    """The encode's own target (psnr, or a bpp/ratio budget from the bytes on disk)."""
+    target_psnr = options.encode.psnr
+    if target_psnr is not None and not psnr >= target_psnr:
+        raise VerificationError(f"quality target missed: PSNR {psnr:.2f} dB < {target_psnr:g} dB")
+    rate = 8.0 * path.stat().st_size / array.size
+    budget = options.encode.budget_bpp(array.dtype.itemsize)
+    if budget is not None and not rate <= budget * (1 + 1e-9):
+        raise VerificationError(f"rate target missed: {rate:.4f} bpp > {budget:.4f} bpp")
 
 
 def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_psnr=None,
@@ -138,38 +138,30 @@ def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_ps
         raise VerificationError(f"decoded {decoded.shape} {decoded.dtype}, original {array.shape} {array.dtype}")
     if not _same_geometry(api.geometry_of(header), geometry, 1e-9, 1e-9):
         raise VerificationError("decoded geometry (spacing/origin/direction) differs from the original")
-    targeted = any(getattr(options, k) is not None for k in _TARGETS)  # rate control picks the iterations
-    if (header.iterations > (options.iterations or header.iterations) if targeted
-            else header.iterations != options.iterations) or (model_id and header.model_id != model_id):
-        raise VerificationError(f"written with {header.iterations} iterations of {header.model_id}, "
-                                f"asked for {'at most ' if targeted else ''}{options.iterations} of {model_id}")
+    _check_iterations(header, options, model_id)
     psnr, max_err = prep.psnr(array, decoded), prep.max_abs_error(array, decoded)
-    if options.psnr is not None and not psnr >= options.psnr:
-        raise VerificationError(f"quality target missed: PSNR {psnr:.2f} dB < {options.psnr:g} dB")
-    rate = 8.0 * path.stat().st_size / array.size
-    budget = options.bpp if options.bpp is not None else (
-        8.0 * array.dtype.itemsize / options.ratio if options.ratio is not None else None)
-    if budget is not None and not rate <= budget * (1 + 1e-9):
-        raise VerificationError(f"rate target missed: {rate:.4f} bpp > {budget:.4f} bpp")
+    _check_targets(path, array, psnr, options)
     if encoded_psnr is not None and not (psnr == encoded_psnr or abs(psnr - encoded_psnr) <= 0.1):
         raise VerificationError(f"decoded PSNR {psnr:.3f} dB differs from the encoder's {encoded_psnr:.3f} dB")
     if options.min_psnr is not None and not psnr >= options.min_psnr:
         raise VerificationError(f"quality target missed: PSNR {psnr:.2f} dB < {options.min_psnr:g} dB")
-    if options.bound is not None and not max_err <= options.bound:
-        raise VerificationError(f"error bound missed: max error {max_err:g} > {options.bound}")
-    if options.max_error is not None and not max_err <= options.max_error:
-        raise VerificationError(f"quality target missed: max error {max_err:g} > {options.max_error:g}")
+    bound = options.encode.max_error
+    if bound is not None and not max_err <= bound:
+        raise VerificationError(f"error bound missed: max error {max_err:g} > {bound}")
+    if options.accept_error is not None and not max_err <= options.accept_error:
+        raise VerificationError(f"quality target missed: max error {max_err:g} > {options.accept_error:g}")
     return {"psnr": psnr, "max_error": max_err, "model_id": header.model_id, "iterations": header.iterations}
 
 
 def _encode_item(item: Item, options: ConvertOptions) -> dict:
-    from .. import api, checkpoint
-    from ..imagefiles import from_sitk
+    from .. import api
+    from ..io.images import from_sitk
+    from ..model import checkpoint
 
     array, geometry, metadata = from_sitk(_read_input(item))
     metadata = _keep_metadata(item, metadata, options)
     out = Path(item.output)
-    model_id = checkpoint.load(options.model).model_id
+    model_id = checkpoint.load(options.encode.model_id).model_id
     facts = {"voxels": int(array.size), "raw_bytes": int(array.nbytes), "shape": list(array.shape[::-1]),
              "pixel_type": array.dtype.name, "bytes_in": _bytes(item.files or (item.source,))}
     if out.exists() and not options.overwrite:
@@ -184,15 +176,7 @@ def _encode_item(item: Item, options: ConvertOptions) -> dict:
     else:
         tmp = _temporary(item, ".mlc")
         try:
-            target = {k: getattr(options, k) for k in _TARGETS if getattr(options, k) is not None}
-            if target:
-                from ..ratecontrol import compress_to
-
-                stats = compress_to(array, tmp, iterations=options.iterations, geometry=geometry,
-                                    metadata=metadata, model_id=options.model, **target)
-            else:
-                stats = api.compress(array, tmp, iterations=options.iterations, geometry=geometry,
-                                     metadata=metadata, model_id=options.model, max_error=options.bound)
+            stats = api.compress(array, tmp, options.encode, geometry=geometry, metadata=metadata)
             checks = _verify_mlc(tmp, array, geometry, options, encoded_psnr=stats.psnr, model_id=model_id)
             _place(tmp, out, options.overwrite)
         finally:
@@ -207,7 +191,7 @@ def _decode_item(item: Item, options: ConvertOptions) -> dict:
     import numpy as np
 
     from .. import api
-    from ..imagefiles import from_sitk, read_image, to_sitk, write_image
+    from ..io.images import from_sitk, read_image, to_sitk, write_image
 
     out = Path(item.output)
     if item.kind == "unreadable":

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 
 from ..errors import MedcodecError
+from ..options import EncodeOptions
 
 
 MANIFEST_NAME = "medcodec-manifest.jsonl"
@@ -36,20 +37,21 @@ class VerificationError(MedcodecError):
 
 @dataclasses.dataclass(frozen=True)
 class ConvertOptions:
-    """Rate/quality settings and safety switches of a batch conversion."""
+    """How to encode every item (one :class:`EncodeOptions`), the acceptance checks on each
+    decoded output, and the safety switches of a batch conversion."""
 
-    iterations: int | None = 8       # learned iterations; with a target: their cap (None: the model's)
-    model: str | None = None
-    psnr: float | None = None         # rate-control targets (at most one; medcodec.ratecontrol)
-    bpp: float | None = None
-    ratio: float | None = None
-    min_psnr: float | None = None     # quality target: outputs below it are not kept
-    max_error: float | None = None    # quality target on the maximum absolute error
-    bound: int | None = None          # encode with the residual layer: |error| <= bound (0 = lossless)
+    encode: EncodeOptions = EncodeOptions()
+    min_psnr: float | None = None     # acceptance: an output below this PSNR is not kept
+    accept_error: float | None = None  # acceptance: an output whose max abs error exceeds this is not kept
     overwrite: bool = False
     decode: bool = False              # .mlc -> fmt instead of images -> .mlc
     fmt: str = "nii.gz"
     all_dicom_tags: bool = False      # keep every printable tag of the first slice
+
+    @property
+    def iterations(self) -> int | None:
+        """Learned iterations of every output (a target's cap; None: the model's maximum)."""
+        return self.encode.iterations if self.encode.target is not None else self.encode.base_iterations
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,7 @@ def write_plot(summary: Summary, path: str | os.PathLike) -> str:
                 f"</style></head><body><h1>medcodec convert</h1><pre>{html.escape(summary.text())}</pre>"
                 f"{img}<table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>\n{table}</table>"
                 f"</body></html>").encode("utf-8")
-    from ..container import atomic_write
+    from ..io.atomic import atomic_write
 
     atomic_write(path, [data], overwrite=True)
     return str(path)

@@ -9,13 +9,14 @@ training.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..io.atomic import atomic_write
 from .catalog import FORBIDDEN_IN_TRAINING, entries
 
 _INDEX = "__index__"
@@ -31,10 +32,9 @@ def write_pack(path: Path, volumes: dict[str, np.ndarray], role: str) -> Path:
         arrays[name] = v.astype(np.int32) if integral else v.astype(np.float32)
     index = {"role": role, "names": sorted(arrays)}
     arrays[_INDEX] = np.frombuffer(json.dumps(index).encode(), dtype=np.uint8)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, [buffer.getvalue()], overwrite=True)
     return path
 
 

@@ -13,19 +13,20 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from ..options import DEFAULT_ITERATIONS
+
 
 def sample_path(name: str = "mr_head_t1.nii.gz") -> Path:
     return Path(str(resources.files(__name__).joinpath(name)))
 
 
-def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, out=None,
+def demo(iterations: int = DEFAULT_ITERATIONS, quiet: bool = False, workdir: str | None = None, out=None,
          psnr: float | None = 45.0) -> int:
     """Encode the bundled volume at several iteration counts up to ``iterations`` and, with
     ``psnr``, through rate control at that PSNR; decode each file, and print rate (from the
     file size) and quality."""
     from .. import api, prep
-    from ..imagefiles import from_sitk, read_image
-    from ..ratecontrol import compress_to
+    from ..io.images import from_sitk, read_image
 
     out = out or sys.stdout
 
@@ -42,8 +43,8 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
                                             overwrite=True)) for k in ks]
     if psnr is not None:
         runs.append((f"psnr={psnr:g}", folder / f"sample_psnr{psnr:g}.mlc",
-                     lambda path: compress_to(array, path, psnr=psnr, geometry=geometry, metadata=metadata,
-                                              overwrite=True)))
+                     lambda path: api.compress(array, path, psnr=psnr, geometry=geometry, metadata=metadata,
+                                               overwrite=True)))
     for label, path, encode in runs:
         t0 = time.perf_counter()
         stats = encode(path)
@@ -58,8 +59,8 @@ def demo(iterations: int = 8, quiet: bool = False, workdir: str | None = None, o
               f"{prep.psnr(array, decoded):>8.2f} {prep.max_abs_error(array, decoded):>8g} "
               f"{t1 - t0:>6.2f} {t2 - t1:>6.2f}", file=out)
         if label.startswith("psnr"):
-            layer = (f"wavelet residual step {stats.transform_step:.4g}" if stats.transform_step is not None
-                     else f"bounded-error residual E={stats.error_bound}" if stats.error_bound is not None
+            layer = (f"wavelet layer step {stats.transform_step:.4g}" if stats.transform_step is not None
+                     else f"bounded-error layer E={stats.error_bound}" if stats.error_bound is not None
                      else "adaptive tiles" if stats.tiles else "no residual layer")
             print(f"{'':>12} rate control kept: {stats.iterations} iterations, {layer}", file=out)
     print(f"files in {folder} (PSNR peak = image max - min; bpp counted from the bytes on disk; "

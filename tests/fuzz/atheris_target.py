@@ -22,7 +22,9 @@ import atheris
 with atheris.instrument_imports():
     import numpy as np
 
-    from medcodec import container, entropy, residual
+    import medcodec.format as mlc
+    from medcodec.coding import bounded_error
+    from medcodec.coding import codes as code_model
     from medcodec.errors import MedcodecError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -30,14 +32,14 @@ _TMP = Path(tempfile.mkdtemp(prefix="mlc-fuzz-")) / "f.mlc"
 
 
 def read_everything(path: Path) -> None:
-    with container.Reader(path) as r:
+    with mlc.Reader(path) as r:
         h = r.header
         grid = (-(-h.height // 16), -(-h.width // 16), h.bits)
         for s in range(h.slices):
-            entropy.decode_slice([r.read_codes(s, t) for t in range(h.iterations)], grid)
+            code_model.decode_slice([r.read_codes(s, t) for t in range(h.iterations)], grid)
             if r.max_error is not None:
-                _, _, data = r.read_residual(s)
-                residual.decode_slice(np.zeros((h.height, h.width), np.int16), data, r.max_error)
+                _, _, data = r.read_bounded_error(s)
+                bounded_error.decode_slice(np.zeros((h.height, h.width), np.int16), data, r.max_error)
         r.verify_end()
 
 

@@ -10,10 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medcodec import api, container
+import medcodec.format as mlc
+from medcodec.format import spec as mlc_spec
+from medcodec import api
 from medcodec.errors import MedcodecError
 
-from ..test_container import _chunks
+from ..format.test_container import _chunks
 
 # 2 tests x 2 files x 75 inputs in CI (each decode runs the network); longer: MEDCODEC_FUZZ_EXAMPLES
 EXAMPLES = max(1, int(os.environ.get("MEDCODEC_FUZZ_EXAMPLES", "1500")) // 20)
@@ -33,8 +35,8 @@ def valid_file(request, tmp_path_factory, tiny_checkpoints):
             counts = rng.integers(0, 3, (2 * 4, 1, 1)).astype(np.uint8)
             path = tmp_path_factory.mktemp("api") / "v.mlc"
             layer = {"max_error": 3} if request.param == "bounded" else {"transform_step": 40.0}
-            api.compress(vol, path, iterations=2, tiles=container.TileMap(2, counts), **layer)
-            assert container.read_header(path).grid == (2, 2)
+            api.compress(vol, path, iterations=2, tiles=mlc.TileMap(2, counts), **layer)
+            assert mlc.read_header(path).grid == (2, 2)
         yield path.read_bytes()
 
 
@@ -61,7 +63,7 @@ def test_forged_chunks_with_valid_checksums(tmp_path_factory, valid_file, which,
     i = which % len(chunks)
     ctype, old = chunks[i]
     chunks[i] = (ctype, old[: keep % (len(old) + 1)] + payload)  # keep a valid prefix, then anything
-    decode(tmp_path_factory.mktemp("f"), valid_file[:16] + b"".join(container._chunk(c, p) for c, p in chunks))
+    decode(tmp_path_factory.mktemp("f"), valid_file[:16] + b"".join(mlc_spec.frame_chunk(c, p) for c, p in chunks))
 
 
 @SETTINGS
@@ -77,5 +79,5 @@ def test_bit_flips_with_recomputed_checksums(tmp_path_factory, valid_file, edits
     for ctype, p in chunks:
         out.append((ctype, bytes(flat[at: at + len(p)])))
         at += len(p)
-    data = valid_file[:16] + b"".join(container._chunk(c, p) for c, p in out)
+    data = valid_file[:16] + b"".join(mlc_spec.frame_chunk(c, p) for c, p in out)
     decode(tmp_path_factory.mktemp("b"), data if fix else bytes(flat))

@@ -8,10 +8,14 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from medcodec import container, entropy, transform_residual
+
+import medcodec.format as mlc
+from medcodec.format import spec as mlc_spec
+from medcodec.coding import codes as code_model
+from medcodec.coding import wavelet_layer as tr
 from medcodec.errors import MedcodecError
 
-from ..test_container import _chunks
+from ..format.test_container import _chunks
 
 DATA = Path(__file__).parent.parent / "data"
 GOLDEN = (DATA / "golden_v1.mlc").read_bytes()  # format 1.0: packed / deflated codes
@@ -25,17 +29,17 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 
 
 def read_everything(path: Path) -> None:
-    with container.Reader(path) as r:
+    with mlc.Reader(path) as r:
         h = r.header
         gh, gw = GRIDS.get(r.version, (6, 5))
         counts = None if r.tiles is None else r.tiles.cell_counts(gh, gw)
         for s in range(h.slices):
-            codes = entropy.decode_slices([[r.read_codes(s, t) for t in range(h.iterations)]], (gh, gw, h.bits),
+            codes = code_model.decode_slices([[r.read_codes(s, t) for t in range(h.iterations)]], (gh, gw, h.bits),
                                           None if counts is None else counts[s:s + 1])
             assert set(np.unique(codes)) <= ({-1, 1} if counts is None else {-1, 0, 1})
-            if r.transform is not None and h.height * h.width <= 4096:
-                levels, data = r.read_transform(s)
-                transform_residual.decode_bands(data, (h.height, h.width))
+            if r.wavelet is not None and h.height * h.width <= 4096:
+                levels, data = r.read_wavelet(s)
+                tr.decode_bands(data, (h.height, h.width))
         r.verify_end()
 
 
@@ -84,4 +88,4 @@ def test_mutations_with_fixed_checksums(tmp_path_factory, golden, which, payload
     if golden is not GOLDEN and payload[0] % 2:  # keep the chunk's prefix, garble the words
         payload = chunks[i][1][:7 if kind == b"CODE" else 5] + payload
     chunks[i] = (kind, payload)
-    check(tmp_path_factory.mktemp("f"), golden[:16] + b"".join(container._chunk(c, p) for c, p in chunks))
+    check(tmp_path_factory.mktemp("f"), golden[:16] + b"".join(mlc_spec.frame_chunk(c, p) for c, p in chunks))

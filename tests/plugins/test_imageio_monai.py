@@ -26,7 +26,7 @@ def test_imageio_v3_read_write(tmp_path, env):
 
 def test_monai_reader_contract(tmp_path, tiny_model_id):
     import medcodec
-    from medcodec.imagefiles import Geometry
+    from medcodec.io.images import Geometry
     from medcodec_plugins.monai_reader import MedcodecReader
 
     a = (np.arange(3 * 20 * 24).reshape(3, 20, 24) % 900).astype(np.int16)

@@ -1,0 +1,55 @@
+"""The residual layers behind one small interface (the shape of CompressAI's LatentCodec).
+
+A residual layer refines a base reconstruction (the learned layers' output, in the pixel
+type) slice by slice, each slice its own stream:
+
+- ``encode_slices(originals, bases) -> [(record, final)]``: per slice, what the file stores
+  for it and the final slice a decoder will reconstruct;
+- ``decode_slices(bases, records) -> finals``: the inverse, (S, h, w) in the base's type.
+
+Slices of one call share a shape and are coded in lockstep (numpy work shared). The two
+layers are :class:`BoundedErrorCodec` (:mod:`.bounded_error`: every voxel within E) and
+:class:`WaveletCodec` (:mod:`.wavelet_layer`: CDF 9/7 coefficients for a PSNR or rate).
+Both are frozen dataclasses of plain numbers, so a worker process can run them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import bounded_error, wavelet_layer
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundedErrorCodec:
+    """The bounded-error layer with bound ``max_error`` E (0 = lossless); a record is the
+    slice's stream (bytes)."""
+
+    max_error: int
+
+    def encode_slices(self, originals: np.ndarray, bases: np.ndarray) -> list[tuple[bytes, np.ndarray]]:
+        return bounded_error.encode_slices(originals, bases, self.max_error)
+
+    def decode_slices(self, bases: np.ndarray, records: list[bytes]) -> np.ndarray:
+        return bounded_error.decode_slices(bases, records, self.max_error)
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveletCodec:
+    """The wavelet layer with quantizer step ``step`` (pixel units) and reconstruction
+    offset ``rho``; finals are clipped to the file's intensity ``window``. A record is
+    (decomposition levels, stream)."""
+
+    step: float
+    window: tuple[float, float]
+    rho: float = wavelet_layer.RHO
+
+    def encode_slices(self, originals: np.ndarray, bases: np.ndarray) -> list[tuple[tuple[int, bytes], np.ndarray]]:
+        coded = wavelet_layer.encode_slices(originals, bases, self.step, self.window, self.rho)
+        return [((levels, data), final) for levels, data, final in coded]
+
+    def decode_slices(self, bases: np.ndarray, records: list[tuple[int, bytes]]) -> np.ndarray:
+        return wavelet_layer.decode_slices(bases, [r[0] for r in records], [r[1] for r in records],
+                                           self.step, self.window, self.rho)

@@ -1,0 +1,170 @@
+"""The encode pipeline: an array to a ``.mlc`` file with a given coding (iterations, tiles,
+residual layer), measured on what a decoder will reconstruct.
+
+Slices (or pieces of large slices) go through the encoder network in fixed-size batches;
+their codes are entropy coded (:mod:`medcodec.coding.codes`), the residual layer (if any)
+refines the decoder's reconstruction of them (:mod:`.layers`), and the file is written
+once, atomically (:func:`medcodec.format.write`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from .. import prep
+from ..coding import codes as code_coder
+from ..coding.layers import BoundedErrorCodec, WaveletCodec
+from ..coding.wavelet_layer import RHO
+from ..errors import ContainerError, InputError, MedcodecError
+from ..format import Header, TileMap, valid_wavelet_step, validate_header, write
+from ..io.atomic import check_output
+from ..io.images import Geometry
+from ..options import check_iterations
+from . import network, slicepool
+from .layers import LayerStep
+from .layout import Layout, as_slices
+from .stats import EncodeStats, psnr_per_iteration, tile_summary
+
+
+def _layer_for(array: np.ndarray, max_error, transform_step) -> LayerStep | None:
+    """The residual layer asked for (None: none), checked against the image."""
+    if max_error is not None:
+        if transform_step is not None:
+            raise InputError("give max_error (bounded error) or transform_step (wavelet layer), not both")
+        if array.dtype.kind not in "iu":
+            raise InputError(f"a bounded error (max_error / lossless) needs integer pixels; this image is "
+                             f"{array.dtype.name}: convert it to an integer type first")
+        return LayerStep(BoundedErrorCodec(int(max_error)))
+    if transform_step is None:
+        return None
+    if isinstance(transform_step, bool) or not isinstance(transform_step, (int, float, np.floating)) \
+            or not valid_wavelet_step(float(transform_step), RHO):
+        raise InputError(f"transform_step must be a positive number (pixel units), got {transform_step!r}")
+    return LayerStep(WaveletCodec(float(transform_step), prep.window_of(array)))
+
+
+@dataclasses.dataclass
+class _Coded:
+    """What the batches produce: per slice (coding, payload) per iteration, the residual
+    layer's records, the decoder-side reconstruction, and per-cell squared errors."""
+
+    packed: list
+    records: list
+    recon: np.ndarray
+    cell_sse: np.ndarray
+
+
+def _header(array, geometry: Geometry, slices: np.ndarray, layout: Layout, iterations: int, model,
+            metadata, grid) -> Header:
+    n, height, width = slices.shape
+    header = Header(
+        ndim=array.ndim, pixel_type=array.dtype.name, size=tuple(reversed(array.shape)),
+        spacing=tuple(geometry.spacing), origin=tuple(geometry.origin),
+        direction=tuple(geometry.direction), window=prep.window_of(array), slices=n, height=height,
+        width=width, coded_height=layout.coded_height, coded_width=layout.coded_width, iterations=iterations,
+        bits=model.config.bits, model_id=model.model_id, metadata=dict(metadata or {}),
+        grid=None if grid is None else grid[:2])
+    try:
+        validate_header(header)
+    except ContainerError as e:
+        raise InputError(str(e).replace("HEAD chunk is inconsistent", "cannot encode this image")) from e
+    return header
+
+
+def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, start: int, stop: int,
+                  tiles: TileMap | None, layer: LayerStep | None, pool, out: _Coded) -> None:
+    """Encode slices[start:stop] into ``out`` (one compiled batch, padded to its size)."""
+    cfg, f, batch = model.config, layout.factor, layout.batch
+    height, width, gh, gw = header.height, header.width, layout.grid_h, layout.grid_w
+    window, dtype = header.window, header.pixel_type
+    mask = layout.code_mask()
+    pixel_mask = np.zeros((batch, layout.coded_height, layout.coded_width, 1), np.float32)
+    pixel_mask[:, :height, :width] = 1.0
+    x = prep.pad_slices(prep.normalise(slices[start:stop], window), layout.coded_height, layout.coded_width)
+    x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
+    imap = None if tiles is None else layout.iteration_map(tiles, range(start, stop))
+    codes, err, rec = network.launch_encoder(model.device_params, cfg, x, header.iterations, mask, pixel_mask, imap)
+    codes = np.array(codes)  # writable copy
+    # what a decoder puts where nothing is stored: unused batch rows, bucket padding
+    m = stop - start
+    codes[:, m:] = 0
+    codes[:, :, gh:] = 0
+    codes[:, :, :, gw:] = 0
+    sq0 = np.square(x[:m]) * pixel_mask[:m, ..., 0]  # error of reconstruction 0 (all zeros)
+    out.cell_sse[0, start:stop] = prep.block_sums(sq0, f)[:, :gh, :gw]
+    out.cell_sse[1:, start:stop] = np.asarray(err)[:, :m, :gh, :gw]
+    out.recon[start:stop] = prep.denormalise(np.asarray(rec)[:m, :height, :width, 0], window, dtype)
+    out.packed.extend(code_coder.encode_slices(codes[:, :m, :gh, :gw].swapaxes(0, 1),
+                                               None if imap is None else imap[:m, :gh, :gw, 0]))
+    if layer is not None:  # refines what a decoder reconstructs from these codes
+        base = network.to_pixels(network.launch_decoder(model.device_params, cfg, codes, mask, imap),
+                                 height, width, window, dtype)
+        records, finals = layer.encode(pool, slices[start:stop], base[:m])
+        out.records.extend(records)
+        out.recon[start:stop] = finals
+
+
+def _check_geometry(geometry: Geometry | None, array: np.ndarray) -> Geometry:
+    geometry = geometry or Geometry.identity(array.ndim)
+    if len(geometry.spacing) != array.ndim:
+        raise InputError(f"geometry is {len(geometry.spacing)}-D but the image is {array.ndim}-D")
+    return geometry
+
+
+def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
+             geometry: Geometry | None = None, metadata: dict[str, str] | None = None,
+             model_id: str | None = None, overwrite: bool = False, progress=None,
+             max_error: int | None = None, tiles: TileMap | None = None,
+             transform_step: float | None = None, workers: int | None = None) -> EncodeStats:
+    """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
+
+    ``iterations`` (1..model max) learned iterations; ``tiles`` gives each tile its own count
+    (capped by ``iterations``); ``max_error`` E adds the bounded-error layer (integer images,
+    verified here by decoding), ``transform_step`` (pixel units) the wavelet layer instead.
+    ``progress(n)`` is called with image slices finished; ``workers``: processes coding the
+    residual layer (None: one per core when there are enough slices; 1: all here).
+    """
+    from ..model import checkpoint
+
+    array = prep.check_array(array)
+    layer = _layer_for(array, max_error, transform_step)
+    check_output(path, overwrite)  # fail before the encoding work, not after it
+    model = checkpoint.load(model_id)
+    iterations = check_iterations(iterations, model.config.max_iterations)
+    geometry = _check_geometry(geometry, array)
+    slices = as_slices(array)
+    n_image, full_h, full_w = slices.shape
+    grid = prep.piece_grid(full_h, full_w, model.config.factor)
+    if grid is not None:  # too large for the network in one piece: code pieces (GRID chunk)
+        slices = prep.to_pieces(slices, *grid)
+    n, height, width = slices.shape
+    layout = Layout.of(model.config, height, width, n)
+    header = _header(array, geometry, slices, layout, iterations, model, metadata, grid)
+    layout.check_tiles(tiles, n, "compress")
+    out = _Coded([], [], np.empty_like(slices), np.zeros((iterations + 1, n, layout.grid_h, layout.grid_w), np.float32))
+    per = n // n_image  # pieces per image slice
+    with slicepool.Pool(slicepool.default_workers(n if layer else 0) if workers is None else workers) as pool:
+        for start, stop in layout.batches(n):
+            _encode_batch(model, layout, header, slices, start, stop, tiles, layer, pool, out)
+            if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
+                progress((stop - start) / per if per > 1 else stop - start)
+    decoded = (out.recon if grid is None else prep.from_pieces(out.recon, grid[0], grid[1], full_h, full_w))
+    decoded = decoded.reshape(array.shape)
+    if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected
+        raise MedcodecError(f"internal error: the bounded-error layer missed the bound {max_error}; "
+                            "no file was written, please report this")
+    chunk = None if layer is None else layer.chunk(out.records)
+    nbytes = write(path, header, out.packed, overwrite=overwrite, tiles=tiles,
+                   bounded_error=chunk if layer is not None and layer.bounded else None,
+                   wavelet=chunk if layer is not None and not layer.bounded else None)
+    valid = prep.block_sums(np.ones((height, width)), layout.factor)
+    return EncodeStats(
+        path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
+        ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
+        max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=psnr_per_iteration(out.cell_sse, array.size),
+        model_id=model.model_id, error_bound=None if max_error is None else int(max_error),
+        transform_step=None if transform_step is None else float(transform_step), cell_sse=out.cell_sse,
+        tiles=None if tiles is None else tile_summary(out.cell_sse[-1], tiles, layout.factor, valid))

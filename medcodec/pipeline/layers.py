@@ -1,0 +1,87 @@
+"""The residual layers as the encode and decode pipelines see them: one interface, so the
+pipelines have no per-layer branches.
+
+:class:`LayerStep` wraps a codec of :mod:`medcodec.coding.layers` with what the file adds
+around its streams: the bounded-error layer stores CRC32s of the base and the final slice
+(a decoder whose network reconstructs the base differently refuses the file, since the
+bound would not hold) and is verified at encode time by decoding its streams; the wavelet
+layer stores its streams alone. Slices are coded in ``pool``'s worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+from ..coding.layers import BoundedErrorCodec, WaveletCodec
+from ..errors import ReconstructionMismatchError
+from ..format import BoundedErrorLayer, Reader, WaveletLayer
+from .slicepool import Pool
+
+
+def _crc(a: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).tobytes())
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStep:
+    """One residual layer of a file: ``encode`` a batch of slices, ``decode`` them back,
+    ``chunk`` the per-slice records into the format's layer object."""
+
+    codec: BoundedErrorCodec | WaveletCodec
+
+    @property
+    def bounded(self) -> bool:
+        return isinstance(self.codec, BoundedErrorCodec)
+
+    def encode(self, pool: Pool, originals: np.ndarray, bases: np.ndarray) -> tuple[list, np.ndarray]:
+        """(per-slice records for the file, final slices) of a batch (S, h, w)."""
+        n = len(originals)
+        coded = pool.map_runs(self.codec.encode_slices, n, lambda run: (originals[run], bases[run]))
+        if not self.bounded:
+            return [record for record, _ in coded], np.stack([final for _, final in coded])
+        # verified by decoding the streams, as a reader will
+        checked = pool.map_runs(self.codec.decode_slices, n,
+                                lambda run: (bases[run], [coded[s][0] for s in run]))
+        records = [(_crc(b), zlib.crc32(final.tobytes()), data) for b, (data, final) in zip(bases, coded)]
+        return records, np.stack(checked)
+
+    def decode(self, pool: Pool, reader: Reader, slice_ids: list[int], bases: np.ndarray) -> np.ndarray:
+        """The final slices of coded slices ``slice_ids`` from their bases (S, h, w); refuses
+        a bounded-error base that differs from the encoder's, and a result that fails its CRC."""
+        if not self.bounded:
+            records = [reader.read_wavelet(i) for i in slice_ids]
+            return np.stack(pool.map_runs(self.codec.decode_slices, len(slice_ids),
+                                          lambda run: (bases[run], [records[j] for j in run])))
+        records = [reader.read_bounded_error(i) for i in slice_ids]
+        for slice_index, base, (crc_base, _, _) in zip(slice_ids, bases, records):
+            if _crc(base) != crc_base:
+                raise ReconstructionMismatchError(
+                    f"{reader.path}: this machine's network reconstructs slice {slice_index} differently from "
+                    "the machine that encoded it (floating-point drift between CPU/GPU or library versions), "
+                    f"so the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
+                    "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
+        finals = pool.map_runs(self.codec.decode_slices, len(slice_ids),
+                               lambda run: (bases[run], [records[j][2] for j in run]))
+        for slice_index, final, (_, crc_final, _) in zip(slice_ids, finals, records):
+            if zlib.crc32(final.tobytes()) != crc_final:
+                raise ReconstructionMismatchError(f"{reader.path}: slice {slice_index} fails its checksum after "
+                                                  "the bounded-error layer; the file is corrupted")
+        return np.stack(finals)
+
+    def chunk(self, records: list) -> BoundedErrorLayer | WaveletLayer:
+        if self.bounded:
+            return BoundedErrorLayer(self.codec.max_error, records)
+        return WaveletLayer(self.codec.step, self.codec.rho, records)
+
+    @classmethod
+    def of_file(cls, reader: Reader) -> "LayerStep | None":
+        """The layer a file holds (None without one)."""
+        if reader.max_error is not None:
+            return cls(BoundedErrorCodec(reader.max_error))
+        if reader.wavelet is not None:
+            delta, rho = reader.wavelet
+            return cls(WaveletCodec(delta, tuple(reader.header.window), rho))
+        return None

@@ -1,0 +1,75 @@
+"""The bounded-error candidate for a PSNR target (integer images): a few learned iterations
+and the bounded-error layer, with the split and the bound E chosen by measured rate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import prep
+from ..coding.layers import BoundedErrorCodec
+from ..format import prefix_sizes
+from ..options import MAX_ERROR_LIMIT
+from ..pipeline import decode, encode, slicepool
+from ..pipeline.stats import EncodeStats
+
+BASES = (1, 2, 4, 8)  # learned iterations tried under the bounded-error layer
+RESD_OVERHEAD_BYTES = 16 + 13 + 12  # RESD chunk header/CRC, its prefix, its RIDX entry
+
+
+def _largest_bound(trial, guaranteed: int) -> tuple[int, int]:
+    """(E, bytes) of the largest bound whose trial meets the target, by bisection from
+    ``guaranteed`` (which always does); errors mostly well inside +-E let E go far above
+    the rms error."""
+    lo, hi = guaranteed, min(8 * guaranteed + 8, MAX_ERROR_LIMIT)
+    lo_bytes, _ = trial(lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        mid_bytes, ok = trial(mid)
+        lo, hi, lo_bytes = (mid, hi, mid_bytes) if ok else (lo, mid, lo_bytes)
+    return lo, lo_bytes
+
+
+def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=None, **kwargs) -> EncodeStats:
+    """Meet a PSNR with the bounded-error layer (beyond the network's reach, or as a
+    candidate cheaper than the network alone): for each base of k learned iterations
+    (decoded from the full encode's prefix), the largest bound E whose measured PSNR (inside
+    ``mask`` if given) meets the target (E <= rms error always does, since MSE <= E^2), then
+    the (k, E) of the smallest file. ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
+    peak = float(array.max()) - float(array.min())
+    originals = array.reshape((-1,) + array.shape[-2:])
+    inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
+    allowed_sse = int(inside.sum()) * (peak / 10 ** (target_db / 20)) ** 2
+    guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), MAX_ERROR_LIMIT)
+    sizes = prefix_sizes(full_path)
+    best = None  # (bytes, k, E)
+    with slicepool.Pool(slicepool.default_workers(len(originals))) as pool:  # once for all trials
+        for k in (k for k in BASES if k <= len(sizes)):
+            base = decode.decompress(full_path, iterations=k, precision="float32")[0]  # the layer's base
+            base = base.reshape(originals.shape)
+
+            def trial(e):
+                nbytes, sse = 0, 0.0
+                coded = pool.map_runs(BoundedErrorCodec(e).encode_slices, len(originals),
+                                      lambda run: (originals[run], base[run]))
+                for (data, final), o, m in zip(coded, originals, inside):
+                    nbytes += len(data) + RESD_OVERHEAD_BYTES
+                    sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
+                return nbytes, sse <= allowed_sse
+
+            e, layer_bytes = _largest_bound(trial, guaranteed)
+            if best is None or sizes[k - 1] + layer_bytes < best[0]:
+                best = (sizes[k - 1] + layer_bytes, k, e)
+    _, k, e = best
+    stats = encode.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
+    region = inside.reshape(array.shape)
+    reached = prep.psnr(array, decode.decompress(path)[0], inside=region)
+    if reached < target_db:
+        # pieces (GRID) are coded apart, so the trial above was an estimate: fall back to the
+        # bound that guarantees the target
+        stats = encode.compress(array, path, iterations=k, max_error=guaranteed, overwrite=True, **kwargs)
+        reached = prep.psnr(array, decode.decompress(path)[0], inside=region)
+    if mask is not None:  # reported as the region's PSNR, measured on the decoded file
+        stats.psnr_roi = reached
+    return stats

@@ -1,0 +1,159 @@
+"""Meet one target (bpp, ratio or psnr) with the best candidate file.
+
+:func:`encode_to_target` first encodes with the most learned iterations allowed into a
+temporary file beside the output. That encode gives the uniform candidate (its best prefix:
+a file truncated to k iterations is exactly what a k-iteration encode writes) and the costs
+the adaptive-tiles candidate plans from (:mod:`.adaptive`); the wavelet layer over a few
+learned iterations (:mod:`.wavelet`) and, for a PSNR target on an integer image, the
+bounded-error layer (:mod:`.bounded`) are the others. The smallest file meeting a PSNR
+target, or the best quality within a rate budget, is kept; the others are removed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import prep
+from ..errors import InputError
+from ..format import prefix_sizes, truncate
+from ..io.atomic import check_output, move_into_place, temporary_sibling
+from ..options import EncodeOptions, check_iterations
+from ..pipeline import decode, encode
+from ..pipeline.stats import EncodeStats
+from . import adaptive, bounded, regions
+from . import wavelet as wavelet_candidate
+from .adaptive import BPP_TOLERANCE
+
+
+def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
+    decoded, _ = decode.decompress(path)
+    nbytes = path.stat().st_size
+    return EncodeStats(
+        path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
+        ratio=array.nbytes / nbytes, iterations=k, psnr=prep.psnr(array, decoded),
+        max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=full.psnr_per_iteration[:k],
+        model_id=full.model_id)
+
+
+def _network_reaches(array, full: EncodeStats, full_path, psnr: float, mask) -> bool:
+    """Whether all learned iterations reach the PSNR (inside the region, if any)."""
+    if mask is None:
+        return max(full.psnr_per_iteration) >= psnr
+    return prep.psnr(array, decode.decompress(full_path)[0], inside=mask) >= psnr
+
+
+def _uniform_prefix(array, full: EncodeStats, full_path, bpp, psnr) -> int:
+    """Iterations of the uniform candidate: the fewest reaching the PSNR, or the most
+    fitting the rate; 0 if none fits."""
+    if psnr is not None:
+        return next((k for k, p in enumerate(full.psnr_per_iteration, 1) if p >= psnr), full.iterations)
+    fits = [k for k, size in enumerate(prefix_sizes(full_path), 1) if size <= bpp * array.size / 8.0]
+    return fits[-1] if fits else 0
+
+
+def _learned_candidates(array, full, temps, options: EncodeOptions, bpp, mask, factor, encode_args) -> list:
+    """The uniform and adaptive-tiles candidates (learned iterations alone)."""
+    psnr, candidates = options.psnr, []
+    if psnr is not None and not _network_reaches(array, full, temps["full"], psnr, mask):
+        return candidates
+    k = _uniform_prefix(array, full, temps["full"], bpp, psnr)
+    if mask is not None and psnr is not None:
+        k = full.iterations  # the uniform prefix knows no region: all iterations
+    if k == 0 and not options.adaptive:
+        one = 8.0 * prefix_sizes(temps["full"])[0] / array.size
+        name, value = options.target
+        raise InputError(f"{name} {value:g} is out of reach: one iteration already takes "
+                         f"{one:.3f} bpp; ask for a higher rate or a lower ratio")
+    if k and mask is None:  # with a region only tiles know what matters
+        truncate(temps["full"], temps["uniform"], k, overwrite=True)
+        candidates.append((_stats_of(temps["uniform"], array, full, k), temps["uniform"]))
+    if options.adaptive:
+        weights = None if mask is None else regions.region_weights(mask, factor, full.cell_sse.shape[2:],
+                                                                   options.weight_outside)
+        tiled = adaptive.candidate(array, temps["tiles"], full, temps["full"], bpp=bpp, psnr=psnr, mask=mask,
+                                   weights=weights, **encode_args)
+        if tiled is not None:
+            candidates.append((tiled, temps["tiles"]))
+    if mask is not None and psnr is not None and not candidates:
+        truncate(temps["full"], temps["uniform"], k, overwrite=True)
+        candidates.append((_stats_of(temps["uniform"], array, full, k), temps["uniform"]))
+    return candidates
+
+
+def _out_of_reach(options: EncodeOptions, full: EncodeStats) -> InputError:
+    name, value = options.target
+    if options.psnr is not None:
+        return InputError(f"PSNR {options.psnr:g} dB is beyond the model's {max(full.psnr_per_iteration):.2f} dB "
+                          f"and float images have no bounded-error layer; ask for less")
+    return InputError(f"{name} {value:g} is out of reach: the smallest file this model writes "
+                      f"takes more; ask for a higher rate or a lower ratio")
+
+
+def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: EncodeOptions, *,
+                     geometry=None, metadata=None, overwrite: bool = False, progress=None,
+                     workers: int | None = None) -> EncodeStats:
+    """Encode ``array`` to ``path`` meeting the target of ``options`` (see the module
+    docstring); returns the stats of the file kept, measured on it."""
+    from ..model import checkpoint
+
+    if options.target is None:
+        raise InputError("rate control needs a bpp, ratio or psnr target")
+    array = prep.check_array(array)
+    bpp, psnr = options.budget_bpp(array.dtype.itemsize), options.psnr
+    mask = regions.region_mask(options.roi, array)
+    path = check_output(path, overwrite)
+    model = checkpoint.load(options.model_id)
+    max_it = model.config.max_iterations
+    cap = max_it if options.iterations is None else check_iterations(
+        options.iterations, max_it, f"iterations (the cap under a {options.target[0]} target)")
+    encode_args = dict(geometry=geometry, metadata=metadata, model_id=options.model_id, progress=progress)
+    if workers is not None:
+        encode_args["workers"] = workers
+    temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual", "wavelet")}
+    try:
+        full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
+        candidates = _learned_candidates(array, full, temps, options, bpp, mask, model.config.factor, encode_args)
+        if options.wavelet:
+            layered = wavelet_candidate.candidate(array, temps["wavelet"], temps["full"], psnr=psnr, bpp=bpp,
+                                                  mask=mask, tolerance=BPP_TOLERANCE, **encode_args)
+            if layered is not None:
+                candidates.append((layered, temps["wavelet"]))
+        if psnr is not None and array.dtype.kind in "iu":
+            # the bounded-error layer over a few learned iterations may be cheaper even where
+            # the network alone reaches the target: the split is chosen by measured rate
+            candidates.append((bounded.candidate(array, temps["residual"], psnr, temps["full"], True,
+                                                 mask=mask, **encode_args), temps["residual"]))
+        if not candidates:
+            raise _out_of_reach(options, full)
+        if psnr is not None:  # the smallest file meeting the target
+            best, best_path = min(candidates, key=lambda c: c[0].bytes)
+        else:  # all fit the budget: the best quality (inside the region, if any)
+            best, best_path = max(candidates, key=lambda c: c[0].psnr if c[0].psnr_roi is None else c[0].psnr_roi)
+        move_into_place(best_path, path, overwrite)
+        best.path = str(path)
+        if mask is not None and best.psnr_roi is None:
+            best.psnr_roi = prep.psnr(array, decode.decompress(path)[0], inside=mask)
+        return best
+    finally:
+        for p in temps.values():
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def compress_to(array: np.ndarray, path: str | os.PathLike, *, bpp: float | None = None,
+                ratio: float | None = None, psnr: float | None = None, overwrite: bool = False,
+                **kwargs) -> EncodeStats:
+    """Encode ``array`` to ``path`` meeting exactly one target: bpp (the best quality at a
+    rate <= B, within 5 % below B where the model's range allows), ratio (original bytes /
+    file bytes >= R) or psnr (>= DB at the least rate). Other keywords: the fields of
+    :class:`medcodec.options.EncodeOptions` (``iterations`` caps the learned iterations;
+    ``adaptive``, ``roi``, ``background_weight``, ``wavelet``, ``model_id``) and
+    ``geometry``, ``metadata``, ``progress``, ``workers``."""
+    if sum(v is not None for v in (bpp, ratio, psnr)) != 1:
+        raise InputError("give exactly one of bpp, ratio, psnr")
+    run_args = {k: kwargs.pop(k) for k in ("geometry", "metadata", "progress", "workers") if k in kwargs}
+    options = EncodeOptions.from_kwargs(bpp=bpp, ratio=ratio, psnr=psnr, **kwargs)
+    return encode_to_target(array, path, options, overwrite=overwrite, **run_args)

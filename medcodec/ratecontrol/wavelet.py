@@ -1,0 +1,208 @@
+"""Rate control over the wavelet residual layer: which learned base, which quantizer step.
+
+A candidate of :func:`medcodec.ratecontrol.encode_to_target`. For each base of k learned
+iterations (k in :data:`BASES`; k = 0 is a file whose tiles all have count 0, so the base is
+the middle of the window and the network adds nothing), the wavelet residual layer
+(:mod:`medcodec.coding.wavelet_layer`) gets the step that meets the target:
+
+- a PSNR (inside a region, if given): the largest step whose reconstruction reaches it,
+  found by bisection on the measured PSNR (transform once, then quantize and invert per
+  trial: no entropy coding needed);
+- a rate: the smallest step whose coded size fits, by bisection on the coded bytes.
+
+The base whose file is smallest (PSNR) or whose quality is best (rate) wins; it is encoded
+for real and measured, and the step is corrected until the real file meets the target
+(slices coded in pieces make the whole-slice trials an estimate, and the rate of a volume
+is estimated from a sample of its slices). The wavelet bands of every slice are kept in
+memory while searching (8 bytes per voxel).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import prep
+from ..coding import wavelet, wavelet_layer
+from ..format import Header, TileMap, payload_sizes, prefix_sizes, read_header
+from ..pipeline import decode, encode, slicepool
+from ..pipeline.stats import EncodeStats
+from . import tiles
+
+BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
+XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
+RATE_SAMPLE_SLICES = 12
+_PSNR_STEPS = 10  # bisection steps after bracketing within a factor 4: step within 0.2 %
+_RATE_STEPS = 7  # each costs a full entropy coding: step within 1.1 %
+_FINAL_TRIES = 6  # real encodes to meet a PSNR target
+_RATE_TRIES = 8  # real encodes to land within the rate window
+
+
+class _Slices:
+    """One base's residuals in the wavelet domain, re-quantized cheaply for each trial step."""
+
+    def __init__(self, originals: np.ndarray, base: np.ndarray, window, inside: np.ndarray):
+        self.originals, self.base, self.window, self.inside = originals, base, window, inside
+        self.levels = wavelet.levels_for(*originals.shape[1:])
+        self.bands = [wavelet.forward(o.astype(np.float64) - b, self.levels) for o, b in zip(originals, base)]
+
+    def quantized(self, delta: float) -> list:
+        return [wavelet_layer.quantize(b, delta, self.levels) for b in self.bands]
+
+    def sse(self, delta: float) -> float:
+        total = 0.0
+        for q, o, b, m in zip(self.quantized(delta), self.originals, self.base, self.inside):
+            r = wavelet.inverse(wavelet_layer.dequantize(q, delta, self.levels))
+            final = wavelet_layer.finish(b, r, self.window)
+            total += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
+        return total
+
+    def coded_bytes(self, delta: float, pool: slicepool.Pool | None = None) -> float:
+        """Bytes of the layer at this step; for volumes estimated from every n-th slice
+        (about :data:`RATE_SAMPLE_SLICES` coded, in ``pool``'s workers; the real file is
+        measured afterwards)."""
+        shape = self.originals.shape[1:]
+        n = len(self.bands)
+        picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
+        q = [wavelet_layer.quantize(self.bands[i], delta, self.levels) for i in picked]
+        streams = (pool or slicepool.Pool(1)).map_runs(wavelet_layer.encode_bands_many, len(q),
+                                                        lambda run: ([q[j] for j in run], shape))
+        return sum(map(len, streams)) * n / len(picked) + XRES_OVERHEAD_BYTES * n
+
+
+def _bisect(ok, start: float, steps: int, upper: float) -> float:
+    """The largest x <= ``upper`` for which ``ok(x)`` holds (ok is monotone: true for small
+    x), in log steps from ``start``; a tiny x if none holds."""
+    lo, hi = start, start
+    while not ok(lo) and lo > 1e-9:
+        hi, lo = lo, lo / 4
+    while ok(hi):
+        if hi >= upper:
+            return upper
+        lo, hi = hi, min(hi * 4, upper)
+    for _ in range(steps):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def _base(full_path, header: Header, k: int, shape) -> np.ndarray:
+    if k == 0:
+        return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), header.window, header.pixel_type), shape)
+    return decode.decompress(full_path, iterations=k, precision="float32")[0].reshape(shape)  # as layers see it
+
+
+def _zero_tiles(h: Header) -> TileMap:
+    """Count 0 for every tile of the file with header ``h``: the k = 0 base."""
+    from ..model import checkpoint
+
+    f = checkpoint.load(h.model_id).config.factor
+    cells = tiles.TILE_CELLS
+    grid = (-(-h.height // f), -(-h.width // f))
+    return TileMap(cells, np.zeros((h.slices, -(-grid[0] // cells), -(-grid[1] // cells)), np.uint8))
+
+
+def _fit_rate(encode, step: float, bpp: float, tolerance: float):
+    """Encode at ``step``, then correct the step until the real file lands within
+    ``tolerance`` below ``bpp``: a first correction assuming rate ~ 1 / step, then
+    bisection (in log step) between a step that overshoots and one that fits (the rate is
+    not quite monotone at low rates, so bracketing is safer than extrapolation). Returns the
+    stats of the file on disk: in the window, else the largest that fits (re-encoded last),
+    else None."""
+    over = under = None  # the largest step overshooting, the smallest step fitting
+    fit = None  # (bpp, step) of the largest file within the budget
+    for _ in range(_RATE_TRIES):
+        stats = encode(step)
+        if stats.bpp <= bpp:
+            if bpp * (1 - tolerance) <= stats.bpp:
+                return stats
+            if fit is None or stats.bpp > fit[0]:
+                fit = (stats.bpp, step)
+            under = step if under is None else min(under, step)
+        else:
+            over = step if over is None else max(over, step)
+        if over is not None and under is not None:
+            step = math.sqrt(over * under)
+        else:  # no bracket yet: rate ~ 1 / step, within a factor 2
+            step *= max(0.5, min(2.0, stats.bpp / (bpp * (1 - tolerance / 2))))
+    if fit is None:
+        return None
+    return encode(fit[1])
+
+
+def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, bpp, pool):
+    """(score, step) of one base: for a PSNR the largest step reaching it, scored by bytes;
+    for a rate the smallest step that fits, scored by squared error. None if none fits."""
+    start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
+    coarsest = 256 * max(peak, 1e-6)  # every coefficient quantizes to 0 beyond this step
+    if psnr is not None:
+        allowed = int(trial.inside.sum()) * (peak / 10 ** (psnr / 20)) ** 2
+        step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS, coarsest)
+        return base_bytes + trial.coded_bytes(step, pool), step
+    budget = bpp * array.size / 8.0 - base_bytes
+    if budget <= 0:
+        return None
+    # coded bytes fall as the step grows: the smallest step that fits
+    step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv, pool) <= budget, 1.0 / start, _RATE_STEPS, 1e12)
+    if trial.coded_bytes(step, pool) > budget:
+        return None
+    return trial.sse(step), step
+
+
+def _best_base(array, full_path, header: Header, inside, psnr, bpp) -> tuple[int, float] | None:
+    """(k, step) of the base whose file is smallest (PSNR) or best (rate), from trials."""
+    originals = array.reshape((-1,) + array.shape[-2:])
+    peak = float(array.max()) - float(array.min())
+    sizes = prefix_sizes(full_path)
+    payload0 = int(payload_sizes(full_path)[:, 0].sum())
+    best = None  # (score, k, step)
+    # workers for the sampled slices' trial codings, started once for all bases and steps
+    with slicepool.Pool(slicepool.default_workers(min(len(originals), RATE_SAMPLE_SLICES))) as pool:
+        for k in (k for k in BASES if k <= len(sizes)):
+            base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
+            trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
+            scored = _step_for_base(trial, base_bytes, array, peak, psnr, bpp, pool)
+            if scored is not None and (best is None or scored[0] < best[0]):
+                best = (scored[0], k, scored[1])
+    return None if best is None else best[1:]
+
+
+def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, bpp: float | None = None,
+              mask: np.ndarray | None = None, tolerance: float = 0.05, **kwargs) -> EncodeStats | None:
+    """Encode ``array`` to ``path`` with the best (base, step) for the target; None when
+    no step fits a rate target. ``full_path``: the full-iteration encode of the same array
+    (its prefixes are the bases); a rate target is met within ``tolerance`` below it where
+    possible; ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
+    inside = np.ones((array.size // (array.shape[-1] * array.shape[-2]),) + array.shape[-2:], bool) \
+        if mask is None else mask.reshape((-1,) + array.shape[-2:])
+    header = read_header(full_path)
+    chosen = _best_base(array, full_path, header, inside, psnr, bpp)
+    if chosen is None:
+        return None
+    k, step = chosen
+    zero = _zero_tiles(header) if k == 0 else None
+
+    def encode_at(step):
+        stats = encode.compress(array, path, iterations=max(k, 1), tiles=zero,
+                                transform_step=step, overwrite=True, **kwargs)
+        if mask is not None:
+            stats.psnr_roi = prep.psnr(array, decode.decompress(path)[0], inside=mask)
+        return stats
+
+    if psnr is not None:
+        for _ in range(_FINAL_TRIES):
+            stats = encode_at(step)
+            reached = stats.psnr if mask is None else stats.psnr_roi
+            if reached >= psnr:
+                break
+            step *= min(0.97, 10 ** ((reached - psnr) / 20))  # PSNR falls ~20 log10 of the step
+        else:
+            return None  # never a candidate that misses its target
+    else:
+        stats = _fit_rate(encode_at, step, bpp, tolerance)
+        if stats is None:
+            return None
+    if k == 0:  # what the learned layers contribute: nothing (their tiles all have count 0)
+        stats.iterations, stats.tiles, stats.psnr_per_iteration = 0, None, []
+    return stats
