@@ -10,7 +10,7 @@ Rate or quality when writing, from ``compressor`` (comma-separated, optionally p
 ``medcodec:``): ``iterations=K``, ``bpp=B``, ``ratio=R``, ``psnr=DB``, ``max_error=E`` (with
 ``iterations=K`` for its base), ``lossless``; with bpp/ratio/psnr also ``roi=auto`` (body
 mask gets the target, background less), ``background_weight=W``, ``uniform`` (no
-adaptive tiles) and ``no_wavelet`` (no wavelet residual layer). Without a rate or quality option the iteration
+adaptive tiles) and ``no_wavelet`` (no wavelet layer). Without a rate or quality option the iteration
 count is ``compressionLevel=K`` (1..model maximum), the environment variable
 ``MEDCODEC_ITERATIONS``, then the default (:mod:`medcodec.options`; a bounded-error write
 takes its base from ``iterations=K`` or ``compressionLevel`` only). Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
@@ -144,127 +144,142 @@ def read_region(sitk, path, extract_size=(), extract_index=()):
     return sitk.Extract(sub, [int(s) for s in extract_size], [index[0], index[1]] + [0] * (n - 2))
 
 
+class _ReaderMixin:
+    """The ``.mlc`` half of ``sitk.ImageFileReader`` (header-only information too); every
+    other file goes to SimpleITK's own class (``super()``)."""
+
+    _sitk = _base = None  # set on each built class
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._mlc_header = None
+        self._mlc_header_file = None
+        self._mlc_forced = False
+
+    def _is_mlc(self) -> bool:
+        return self._mlc_forced or is_mlc(self.GetFileName())
+
+    @_sitk_errors
+    def _header(self):
+        from medcodec.format import read_header
+
+        name = self.GetFileName()
+        if self._mlc_header is None or self._mlc_header_file != name:
+            self._mlc_header = read_header(name)
+            self._mlc_header_file = name
+        return self._mlc_header
+
+    def _mlc_or(self, facts, fallback: str, *args):
+        """``facts(header)`` for a ``.mlc`` file, else SimpleITK's ``fallback`` method."""
+        return facts(self._header()) if self._is_mlc() else getattr(super(), fallback)(*args)
+
+    def SetImageIO(self, imageio):
+        self._mlc_forced = imageio == IMAGE_IO
+        if not self._mlc_forced:
+            super().SetImageIO(imageio)
+
+    def GetImageIO(self):
+        return IMAGE_IO if self._is_mlc() else super().GetImageIO()
+
+    @classmethod
+    def GetImageIOFromFileName(cls, fileName):
+        return IMAGE_IO if is_mlc(fileName) else cls._base.GetImageIOFromFileName(fileName)
+
+    def GetRegisteredImageIOs(self):
+        return tuple(super().GetRegisteredImageIOs()) + (IMAGE_IO,)
+
+    def ReadImageInformation(self):
+        if not self._is_mlc():
+            return super().ReadImageInformation()
+        self._mlc_header = None
+        self._header()
+
+    def GetSize(self):
+        return self._mlc_or(lambda h: tuple(h.size), "GetSize")
+
+    def GetSpacing(self):
+        return self._mlc_or(lambda h: tuple(h.spacing), "GetSpacing")
+
+    def GetOrigin(self):
+        return self._mlc_or(lambda h: tuple(h.origin), "GetOrigin")
+
+    def GetDirection(self):
+        return self._mlc_or(lambda h: tuple(h.direction), "GetDirection")
+
+    def GetDimension(self):
+        return self._mlc_or(lambda h: h.ndim, "GetDimension")
+
+    def GetNumberOfComponents(self):
+        return self._mlc_or(lambda h: h.components, "GetNumberOfComponents")
+
+    def GetPixelID(self):
+        return self._mlc_or(lambda h: getattr(self._sitk, _PIXEL_IDS[h.pixel_type]), "GetPixelID")
+
+    def GetPixelIDValue(self):
+        return self.GetPixelID() if self._is_mlc() else super().GetPixelIDValue()
+
+    def GetMetaDataKeys(self):
+        return self._mlc_or(lambda h: tuple(h.metadata), "GetMetaDataKeys")
+
+    def HasMetaDataKey(self, key):
+        return self._mlc_or(lambda h: key in h.metadata, "HasMetaDataKey", key)
+
+    def GetMetaData(self, key):
+        if not self._is_mlc():
+            return super().GetMetaData(key)
+        try:
+            return self._header().metadata[key]
+        except KeyError:
+            raise MedcodecSitkError(f"no metadata key {key!r} in {self.GetFileName()}")
+
+    @_sitk_errors
+    def Execute(self):
+        if not self._is_mlc():
+            return super().Execute()
+        sitk = self._sitk
+        image = read_region(sitk, self.GetFileName(), tuple(self.GetExtractSize()), tuple(self.GetExtractIndex()))
+        if self.GetOutputPixelType() != sitk.sitkUnknown:
+            image = sitk.Cast(image, self.GetOutputPixelType())
+        return image
+
+
+class _WriterMixin:
+    """``sitk.ImageFileWriter`` that also writes ``.mlc`` (atomically)."""
+
+    _sitk = _base = None
+
+    @_sitk_errors
+    def Execute(self, image, *args):
+        name = args[0] if args else self.GetFileName()
+        if not is_mlc(name):
+            return super().Execute(image, *args)
+        level = args[2] if len(args) > 2 else self.GetCompressionLevel()
+        write_mlc(image, name, write_options(self.GetCompressor(), level))
+
+
+class _SeriesReaderMixin:
+    """``sitk.ImageSeriesReader`` that also stacks a list of ``.mlc`` files."""
+
+    _sitk = _base = None
+
+    @_sitk_errors
+    def Execute(self):
+        names = list(self.GetFileNames())
+        if not names or not all(is_mlc(n) for n in names):
+            return super().Execute()
+        return read_series(self._sitk, names, self.GetOutputPixelType())
+
+
 def _build_classes(sitk, base_reader, base_writer, base_series):
-    """Subclasses of SimpleITK's reader/writer classes that handle ``.mlc`` themselves."""
-    from medcodec.format import read_header
-
-    class MedcodecImageFileReader(base_reader):
-        """``sitk.ImageFileReader`` that also reads ``.mlc`` (header-only information too)."""
-
-        def __init__(self, *args):
-            super().__init__(*args)
-            self._mlc_header = None
-            self._mlc_header_file = None
-            self._mlc_forced = False
-
-        def _is_mlc(self) -> bool:
-            return self._mlc_forced or is_mlc(self.GetFileName())
-
-        @_sitk_errors
-        def _header(self):
-            name = self.GetFileName()
-            if self._mlc_header is None or self._mlc_header_file != name:
-                self._mlc_header = read_header(name)
-                self._mlc_header_file = name
-            return self._mlc_header
-
-        def SetImageIO(self, imageio):
-            self._mlc_forced = imageio == IMAGE_IO
-            if not self._mlc_forced:
-                super().SetImageIO(imageio)
-
-        def GetImageIO(self):
-            return IMAGE_IO if self._is_mlc() else super().GetImageIO()
-
-        @staticmethod
-        def GetImageIOFromFileName(fileName):
-            return IMAGE_IO if is_mlc(fileName) else base_reader.GetImageIOFromFileName(fileName)
-
-        def GetRegisteredImageIOs(self):
-            return tuple(super().GetRegisteredImageIOs()) + (IMAGE_IO,)
-
-        def ReadImageInformation(self):
-            if not self._is_mlc():
-                return super().ReadImageInformation()
-            self._mlc_header = None
-            self._header()
-
-        def GetSize(self):
-            return tuple(self._header().size) if self._is_mlc() else super().GetSize()
-
-        def GetSpacing(self):
-            return tuple(self._header().spacing) if self._is_mlc() else super().GetSpacing()
-
-        def GetOrigin(self):
-            return tuple(self._header().origin) if self._is_mlc() else super().GetOrigin()
-
-        def GetDirection(self):
-            return tuple(self._header().direction) if self._is_mlc() else super().GetDirection()
-
-        def GetDimension(self):
-            return self._header().ndim if self._is_mlc() else super().GetDimension()
-
-        def GetNumberOfComponents(self):
-            return self._header().components if self._is_mlc() else super().GetNumberOfComponents()
-
-        def GetPixelID(self):
-            if not self._is_mlc():
-                return super().GetPixelID()
-            return getattr(sitk, _PIXEL_IDS[self._header().pixel_type])
-
-        def GetPixelIDValue(self):
-            return self.GetPixelID() if self._is_mlc() else super().GetPixelIDValue()
-
-        def GetMetaDataKeys(self):
-            return tuple(self._header().metadata) if self._is_mlc() else super().GetMetaDataKeys()
-
-        def HasMetaDataKey(self, key):
-            return key in self._header().metadata if self._is_mlc() else super().HasMetaDataKey(key)
-
-        def GetMetaData(self, key):
-            if not self._is_mlc():
-                return super().GetMetaData(key)
-            try:
-                return self._header().metadata[key]
-            except KeyError:
-                raise MedcodecSitkError(f"no metadata key {key!r} in {self.GetFileName()}")
-
-        @_sitk_errors
-        def Execute(self):
-            if not self._is_mlc():
-                return super().Execute()
-            image = read_region(sitk, self.GetFileName(), tuple(self.GetExtractSize()),
-                                tuple(self.GetExtractIndex()))
-            if self.GetOutputPixelType() != sitk.sitkUnknown:
-                image = sitk.Cast(image, self.GetOutputPixelType())
-            return image
-
-    class MedcodecImageFileWriter(base_writer):
-        """``sitk.ImageFileWriter`` that also writes ``.mlc`` (atomically)."""
-
-        @_sitk_errors
-        def Execute(self, image, *args):
-            name = args[0] if args else self.GetFileName()
-            if not is_mlc(name):
-                return super().Execute(image, *args)
-            level = args[2] if len(args) > 2 else self.GetCompressionLevel()
-            write_mlc(image, name, write_options(self.GetCompressor(), level))
-
-    class MedcodecImageSeriesReader(base_series):
-        """``sitk.ImageSeriesReader`` that also stacks a list of ``.mlc`` files."""
-
-        @_sitk_errors
-        def Execute(self):
-            names = list(self.GetFileNames())
-            if not names or not all(is_mlc(n) for n in names):
-                return super().Execute()
-            return read_series(sitk, names, self.GetOutputPixelType())
-
-    for cls, base in ((MedcodecImageFileReader, base_reader), (MedcodecImageFileWriter, base_writer),
-                      (MedcodecImageSeriesReader, base_series)):
-        cls.__name__ = cls.__qualname__ = base.__name__
-        cls.__module__ = __name__
-    return MedcodecImageFileReader, MedcodecImageFileWriter, MedcodecImageSeriesReader
+    """Subclasses of SimpleITK's reader/writer classes that handle ``.mlc`` themselves: each
+    is a mixin above SimpleITK's class, named like it."""
+    classes = []
+    for mixin, base in ((_ReaderMixin, base_reader), (_WriterMixin, base_writer), (_SeriesReaderMixin, base_series)):
+        cls = type(base.__name__, (mixin, base), {"_sitk": sitk, "_base": base, "__module__": __name__,
+                                                  "__doc__": mixin.__doc__})
+        cls.__qualname__ = base.__name__
+        classes.append(cls)
+    return tuple(classes)
 
 
 def write_mlc(image, path, options=None) -> None:

@@ -58,3 +58,13 @@ def test_no_import_cycles():
         if m not in index:
             strongconnect(m)
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_every_package_is_shipped():
+    """pyproject.toml lists packages by hand: a new subpackage missing there would be left
+    out of a regular (non-editable) install."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.relative_to(ROOT).parent.parts) for p in (ROOT / "medcodec").rglob("__init__.py")}
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"

@@ -19,7 +19,7 @@ q is binarized as its bit length L (unary flags "L > j"), a sign and the L-1 bit
 leading one, and range coded (``constriction``) with exact Bernoulli probabilities: flags
 from adaptive integer counts with context (pass kind, activity class = the spread of the
 neighbours' residuals, or the base's local gradient in the seed pass, j); signs and low
-bits at p = 1/2. See :mod:`medcodec.entropy` for why everything stays integer.
+bits at p = 1/2. See :mod:`medcodec.coding.rangecoder` for why everything stays integer.
 
 The base comes from a floating-point network, which may differ by a unit between machines
 (CPU vs GPU); the container stores a CRC32 of the base and of the final slice so a decoder
@@ -134,7 +134,7 @@ def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
 
 def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int) -> np.ndarray:
     """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), in lockstep."""
-    coders = [bit_decoder(d, "residual chunk") for d in datas]
+    coders = [bit_decoder(d, "bounded-error layer chunk") for d in datas]
     return _final(bases, _walk(bases, None, max_error, coders), bases.dtype)
 
 

@@ -23,7 +23,7 @@ class AdaptiveBits:
     """Adaptive binary models over ``n`` contexts, one per stream of a batch of ``streams``:
     integer counts (n0, n1) from a Laplace start, halved above :data:`COUNT_LIMIT`, read as
     16-bit fixed-point probabilities. Contexts come as (streams, m) arrays. Shared by the
-    code model here and the residual layer (:mod:`medcodec.residual`)."""
+    code model here and the residual layer (:mod:`medcodec.coding.bounded_error`)."""
 
     def __init__(self, n: int, streams: int = 1):
         self.n = n

@@ -1,6 +1,6 @@
 """2D CDF 9/7 wavelet transform (the JPEG 2000 lossy filter) by lifting, for any slice size.
 
-Used by the transform residual layer (:mod:`medcodec.transform_residual`). Float64 numpy,
+Used by the wavelet layer (:mod:`medcodec.coding.wavelet_layer`). Float64 numpy,
 whole-sample symmetric extension at the borders, so any length (odd, 1) works and the
 inverse is exact up to rounding. The bitstream never depends on these floats: only the
 reconstruction does (by far less than a grey level).

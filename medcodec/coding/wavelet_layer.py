@@ -1,10 +1,10 @@
-"""Transform residual layer: the learned base plus a context-coded wavelet residual, for
+"""The wavelet layer: the learned base plus a context-coded wavelet residual, for
 rate and quality targets (``--bpp``, ``--psnr``) at a transform coder's rate.
 
-The bounded-error layer (:mod:`medcodec.residual`) is predictive, like JPEG-LS: excellent
+The bounded-error layer (:mod:`medcodec.coding.bounded_error`) is predictive, like JPEG-LS: excellent
 near lossless, but at 40-50 dB it spends far more bits than a transform coder. This layer
 codes each slice's residual r = x - base in the CDF 9/7 wavelet domain
-(:mod:`medcodec.wavelet`):
+(:mod:`medcodec.coding.wavelet`):
 
 - quantization: band b (synthesis norm n_b) with step delta / n_b and a dead zone,
   q = sign(c) floor(|c| n_b / delta + TAU); reconstruction sign(q) (|q| + rho) delta / n_b;
@@ -269,7 +269,7 @@ def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, w
     shape = bases.shape[1:]
     for stored in np.atleast_1d(levels):
         if stored != _levels(shape):
-            raise ContainerError(f"transform residual has {stored} levels; a {shape[0]}x{shape[1]} "
+            raise ContainerError(f"wavelet layer has {stored} levels; a {shape[0]}x{shape[1]} "
                                  f"slice has {_levels(shape)}")
     levels = _levels(shape)
     out = np.empty(bases.shape, bases.dtype)
@@ -286,7 +286,7 @@ def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
 
 def decode_bands_many(datas: list[bytes], shape: tuple[int, int]) -> list[list]:
     """:func:`decode_bands` of several streams of slices of one shape, in lockstep."""
-    coders = [bit_decoder(d, "transform residual chunk") for d in datas]
+    coders = [bit_decoder(d, "wavelet layer chunk") for d in datas]
     return _walk(tuple(shape), _levels(shape), None, coders) if coders else []
 
 

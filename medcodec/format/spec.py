@@ -34,22 +34,22 @@ version may place optional chunks between CODE chunks; they are skipped).
 ``CODE`` (required) u32 slice, u16 iteration, u8 coding, then the codes of that slice and
 iteration: coding 0 = ``numpy.packbits`` of (codes > 0) in (h, w, bits) C order; coding 1 =
 the same, zlib-deflated; coding 2 (since 1.1) = context-model range coding, defined in
-:mod:`medcodec.entropy` (its model state carries from iteration to iteration of a slice, so
+:mod:`medcodec.coding.codes` (its model state carries from iteration to iteration of a slice, so
 iterations are decoded in order). A reader decodes the first k iterations of any slice by
 reading only those chunks (progressive decoding).
 
 Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2 and the residual layer; 1.2
 adds the TILE and GRID chunks (a 1.1 reader refuses such files: unknown required chunks);
-1.3 adds the transform residual layer (XIDX, XRES).
+1.3 adds the wavelet layer (XIDX, XRES).
 A writer stamps the lowest version whose chunks it uses: files without tiles say 1.1. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
-``RIDX`` (required, since 1.1, only in files with a residual layer; between META and INDX)
+``RIDX`` (required, since 1.1, only in files with a bounded-error layer; between META and INDX)
 u16 max_error E, u32 n = slices, then n x (u64 offset, u32 payload length) of the RESD
 chunks. ``RESD`` (required, after all CODE chunks) u32 slice, u8 coding (0), u32 CRC32 of
 the base reconstruction (the decoder's output after all stored iterations, in the pixel
 type, C order), u32 CRC32 of the final slice, then the residual stream of
-:mod:`medcodec.residual`: the final slice is within E of the original everywhere. A reader
+:mod:`medcodec.coding.bounded_error`: the final slice is within E of the original everywhere. A reader
 that decodes fewer iterations than stored ignores the residual layer.
 
 ``TILE`` (required, since 1.2, only in files with adaptive tiles; right after META) u16
@@ -57,25 +57,25 @@ cells (tile side in code cells; a code cell is FxF pixels of the model), u32 sli
 tiles_y, u16 tiles_x, then zlib-deflated u8 counts (slices, tiles_y, tiles_x), row-major: the
 iterations coded for each tile. A tile of count c has codes in iterations 0..c-1 only; each
 CODE chunk of iteration t holds only the cells of tiles with count > t (see
-:mod:`medcodec.entropy`), and the decoder stops adding to those pixels after c iterations
+:mod:`medcodec.coding.codes`), and the decoder stops adding to those pixels after c iterations
 (:mod:`medcodec.model.codec`). Counts may exceed the stored iterations (a truncated file
 keeps its TILE chunk unchanged); the effective count is min(count, iterations).
 
 ``GRID`` (required, since 1.2, only for slices larger than the network codes in one piece;
-right after META) u16 tiles_y, u16 tiles_x: every 2D slice of the image (width x height =
-size[0] x size[1]) is cut into tiles_y x tiles_x pieces of ``height`` x ``width`` pixels
+right after META) u16 pieces_y, u16 pieces_x: every 2D slice of the image (width x height =
+size[0] x size[1]) is cut into pieces_y x pieces_x pieces of ``height`` x ``width`` pixels
 (HEAD's slice fields then describe one piece; the last row/column of pieces extends past
 the image with its edge pixels repeated and is cropped when decoding). The pieces are the
-coded slices, in order (image slice, tile row, tile column), so HEAD's ``slices`` =
-prod(size[2:]) x tiles_y x tiles_x and everything else (index, CODE, TILE, RESD) counts
+coded slices, in order (image slice, piece row, piece column), so HEAD's ``slices`` =
+prod(size[2:]) x pieces_y x pieces_x and everything else (index, CODE, TILE, RESD) counts
 pieces.
 
-``XIDX`` (required, since 1.3, only in files with a transform residual layer; between META
+``XIDX`` (required, since 1.3, only in files with a wavelet layer; between META
 and INDX, never with RIDX) u8 transform (1 = CDF 9/7 wavelet), f64 step delta, f64
 reconstruction offset rho, u32 n = slices, then n x (u64 offset, u32 payload length) of the
 XRES chunks. ``XRES`` (required, after all CODE chunks) u32 slice, u8 decomposition levels
-(must equal :func:`medcodec.wavelet.levels_for` of the slice size), then the stream of
-:mod:`medcodec.transform_residual`; the decoded slice is the base plus the decoded residual,
+(must equal :func:`medcodec.coding.wavelet.levels_for` of the slice size), then the stream of
+:mod:`medcodec.coding.wavelet_layer`; the decoded slice is the base plus the decoded residual,
 rounded and clipped to the window. No error bound: it serves quality (PSNR) targets. A
 reader that decodes fewer iterations than stored ignores it.
 

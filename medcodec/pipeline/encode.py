@@ -164,7 +164,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     return EncodeStats(
         path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
         ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
-        max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=psnr_per_iteration(out.cell_sse, array.size),
+        max_abs_error=prep.max_abs_error(array, decoded), psnr_per_iteration=psnr_per_iteration(out.cell_sse, array.size),
         model_id=model.model_id, error_bound=None if max_error is None else int(max_error),
         transform_step=None if transform_step is None else float(transform_step), cell_sse=out.cell_sse,
         tiles=None if tiles is None else tile_summary(out.cell_sse[-1], tiles, layout.factor, valid))

@@ -22,20 +22,29 @@ class EncodeStats:
     ratio: float
     iterations: int
     psnr: float
-    max_error: float
+    max_abs_error: float  # measured: the largest |decoded - original| over all voxels
     psnr_per_iteration: list[float]
     model_id: str
     error_bound: int | None = None  # E of the residual layer (0 = lossless), None without one
-    transform_step: float | None = None  # step of the wavelet residual layer, None without one
+    transform_step: float | None = None  # step of the wavelet layer, None without one
     tiles: dict | None = None  # adaptive tiles: tile size, iteration counts, worst-tile PSNR
     psnr_roi: float | None = None  # PSNR inside a region of interest (rate control with a region)
     # squared error per code cell after 0..T iterations (T+1, slices, grid h, grid w), in
     # normalised units (window span = 1): what rate control plans adaptive tiles from
     cell_sse: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
+    @property
+    def max_error(self) -> float:
+        """The measured largest error under its earlier name (``max_error`` now names only the
+        bound one asks for, here ``error_bound``); kept so older scripts keep working."""
+        return self.max_abs_error
+
     def as_dict(self) -> dict:
-        """JSON-ready statistics (without the per-cell errors)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cell_sse"}
+        """JSON-ready statistics (without the per-cell errors); ``max_error`` repeats
+        ``max_abs_error`` for readers of the JSON written before the rename."""
+        facts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cell_sse"}
+        facts["max_error"] = self.max_abs_error
+        return facts
 
     def summary(self) -> str:
         bound = "" if self.error_bound is None else (
@@ -47,7 +56,7 @@ class EncodeStats:
             f"iterations (mean {self.tiles['mean_iterations']:.1f}), worst tile {self.tiles['worst_tile_psnr']:.2f} dB")
         roi = "" if self.psnr_roi is None else f" ({self.psnr_roi:.2f} dB in the region)"
         return (f"{self.path}: {self.bytes} bytes, {self.bpp:.3f} bpp, ratio {self.ratio:.1f}:1, "
-                f"PSNR {self.psnr:.2f} dB{roi}, max error {self.max_error:g} ({self.iterations} iterations{bound}){tiles}")
+                f"PSNR {self.psnr:.2f} dB{roi}, max error {self.max_abs_error:g} ({self.iterations} iterations{bound}){tiles}")
 
 
 def tile_summary(cell_sse: np.ndarray, tiles: TileMap, factor: int, valid_pixels: np.ndarray) -> dict:

@@ -34,7 +34,7 @@ def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> Encod
     return EncodeStats(
         path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
         ratio=array.nbytes / nbytes, iterations=k, psnr=prep.psnr(array, decoded),
-        max_error=prep.max_abs_error(array, decoded), psnr_per_iteration=full.psnr_per_iteration[:k],
+        max_abs_error=prep.max_abs_error(array, decoded), psnr_per_iteration=full.psnr_per_iteration[:k],
         model_id=full.model_id)
 
 

@@ -1,8 +1,8 @@
-"""Rate control over the wavelet residual layer: which learned base, which quantizer step.
+"""Rate control over the wavelet layer: which learned base, which quantizer step.
 
 A candidate of :func:`medcodec.ratecontrol.encode_to_target`. For each base of k learned
 iterations (k in :data:`BASES`; k = 0 is a file whose tiles all have count 0, so the base is
-the middle of the window and the network adds nothing), the wavelet residual layer
+the middle of the window and the network adds nothing), the wavelet layer
 (:mod:`medcodec.coding.wavelet_layer`) gets the step that meets the target:
 
 - a PSNR (inside a region, if given): the largest step whose reconstruction reaches it,

@@ -10,7 +10,7 @@ on one CPU, one GPU or a pod slice (``distributed=True`` calls
 The run folder holds ``config.json``, ``train.json`` (the options), ``metrics.jsonl``,
 ``state/`` (orbax ``CheckpointManager``, last full state: a killed run resumes from it),
 and ``best/`` (parameters with the lowest validation loss so far, ``best.json`` says which
-step). :func:`medcodec.checkpoint.export_run` turns either into a shipped checkpoint.
+step). :func:`medcodec.train.export.export_run` turns either into a shipped checkpoint.
 """
 
 from __future__ import annotations
@@ -135,6 +135,69 @@ def _load_volumes(data: str | Path | None):
     return list(load_role("train").values())
 
 
+def _write_run_files(out: Path, config: CodecConfig, settings: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(config.to_json())
+    (out / "train.json").write_text(json.dumps(settings))
+
+
+class _Checkpoints:
+    """The run's orbax managers: the last state (for resuming) and the best validation step."""
+
+    def __init__(self, out: Path):
+        import orbax.checkpoint as ocp
+
+        self.ocp = ocp
+        keep_one = ocp.CheckpointManagerOptions(max_to_keep=1)
+        self.last = ocp.CheckpointManager(out / "state", options=keep_one)
+        self.best_mngr = ocp.CheckpointManager(out / "best", options=keep_one)
+        self.best_file = out / "best.json"
+        self.best = (json.loads(self.best_file.read_text()) if self.best_file.exists()
+                     else {"step": None, "val_loss": float("inf")})
+
+    def restore(self, params, opt_state, log) -> tuple[int, dict, object]:
+        """(start step, params, optimizer state): the last saved state, if any."""
+        start = self.last.latest_step()
+        if start is None:
+            return 0, params, opt_state
+        restored = self.last.restore(start, args=self.ocp.args.StandardRestore(
+            {"params": params, "opt_state": opt_state}))
+        log(f"resumed from step {start}")
+        return start, restored["params"], restored["opt_state"]
+
+    def save(self, step: int, params, opt_state, val_loss: float) -> None:
+        self.last.save(step, args=self.ocp.args.StandardSave({"params": params, "opt_state": opt_state}))
+        if val_loss < self.best["val_loss"]:
+            self.best_mngr.save(step, args=self.ocp.args.StandardSave(params))
+            self.best = {"step": step, "val_loss": val_loss}
+            self.best_mngr.wait_until_finished()
+            self.best_file.write_text(json.dumps(self.best))
+
+    def close(self) -> None:
+        self.last.wait_until_finished()
+        self.best_mngr.wait_until_finished()
+
+
+def _metrics(m, step: int, since: tuple[int, float], t0: float) -> dict:
+    """One metrics.jsonl record from a step's metrics (``since``: step and time of the last)."""
+    now = time.time()
+    return {"step": step, "loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
+            "l1_first_last": [float(m["l1_per_iteration"][0]), float(m["l1_per_iteration"][-1])],
+            "steps_per_s": round((step - since[0]) / max(now - since[1], 1e-9), 2),
+            "seconds": round(now - t0, 1)}
+
+
+def _batches(volumes, patch: int, seed: int, start: int, val_per_host: int, per_host: int, mesh):
+    """(fixed validation batch, prefetcher of training batches) for this host."""
+    from ..data.patches import PatchSampler
+
+    # validation patches: fixed, from the training volumes (the evaluation images stay unseen)
+    val_x = global_batch(PatchSampler(volumes, patch, seed=10_000_019 + jax.process_index()).batch(val_per_host), mesh)
+    # each host draws its own share; re-seeded from the step so a resumed run stays reproducible
+    sampler = PatchSampler(volumes, patch, seed=(seed * 1_000_003 + start) * 1009 + jax.process_index())
+    return val_x, Prefetcher(sampler, per_host)
+
+
 def train(config: CodecConfig, out: Path, steps: int, batch: int = 16, patch: int = 64,
           lr: float = 1e-3, seed: int = 0, iterations: int | None = None,
           save_every: int = 200, max_seconds: float | None = None, volumes=None,
@@ -145,10 +208,6 @@ def train(config: CodecConfig, out: Path, steps: int, batch: int = 16, patch: in
 
     ``batch`` is the global batch; it must divide evenly over devices and hosts.
     """
-    import orbax.checkpoint as ocp
-
-    from ..data.patches import PatchSampler
-
     if distributed:
         jax.distributed.initialize()
     mesh = make_mesh()
@@ -157,73 +216,42 @@ def train(config: CodecConfig, out: Path, steps: int, batch: int = 16, patch: in
         raise InputError(f"batch {batch} must be a multiple of the {n_dev} devices and {n_proc} hosts")
     iterations = iterations or config.max_iterations
     out = Path(out).absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(config.to_json())
-    (out / "train.json").write_text(json.dumps(dict(
+    _write_run_files(out, config, dict(
         steps=steps, batch=batch, patch=patch, lr=lr, seed=seed, iterations=iterations,
-        compute_dtype=compute_dtype, devices=n_dev, hosts=n_proc, platform=jax.devices()[0].platform)))
-    if volumes is None:
-        volumes = _load_volumes(data)
+        compute_dtype=compute_dtype, devices=n_dev, hosts=n_proc, platform=jax.devices()[0].platform))
+    volumes = _load_volumes(data) if volumes is None else volumes
     optimizer = make_optimizer(lr, steps)
     params = codec.init(config, jax.random.PRNGKey(seed))
-    opt_state = optimizer.init(params)
-    mngr = ocp.CheckpointManager(out / "state", options=ocp.CheckpointManagerOptions(max_to_keep=1))
-    best_mngr = ocp.CheckpointManager(out / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1))
-    best_file = out / "best.json"
-    best = json.loads(best_file.read_text()) if best_file.exists() else {"step": None, "val_loss": float("inf")}
-    start = 0
-    if mngr.latest_step() is not None:
-        start = mngr.latest_step()
-        target = {"params": params, "opt_state": opt_state}
-        restored = mngr.restore(start, args=ocp.args.StandardRestore(target))
-        params, opt_state = restored["params"], restored["opt_state"]
-        log(f"resumed from step {start}")
+    checkpoints = _Checkpoints(out)
+    start, params, opt_state = checkpoints.restore(params, optimizer.init(params), log)
     params, opt_state = replicate((params, opt_state), mesh)
     train_step = make_train_step(config, optimizer, iterations, mesh, compute_dtype)
     eval_step = make_eval_step(config, iterations, mesh)
-    # validation patches: fixed, from the training volumes (the evaluation images stay unseen)
-    val_x = global_batch(PatchSampler(volumes, patch, seed=10_000_019 + jax.process_index())
-                         .batch(val_batch // n_proc), mesh)
-    # each host draws its own share; re-seeded from the step so a resumed run stays reproducible
-    sampler = PatchSampler(volumes, patch, seed=(seed * 1_000_003 + start) * 1009 + jax.process_index())
-    prefetch = Prefetcher(sampler, batch // n_proc)
+    val_x, prefetch = _batches(volumes, patch, seed, start, val_batch // n_proc, batch // n_proc, mesh)
     key = jax.random.fold_in(jax.random.PRNGKey(seed + 1), start)
     t0 = time.time()
-    t_log, step_log = t0, start
-    step = start
+    since, step = (start, t0), start
     try:
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as mlog:
             while step < steps:
-                x = global_batch(prefetch.next(), mesh)
                 key, sub = jax.random.split(key)
-                params, opt_state, m = train_step(params, opt_state, x, sub)
+                params, opt_state, m = train_step(params, opt_state, global_batch(prefetch.next(), mesh), sub)
                 step += 1
                 timeout = max_seconds is not None and time.time() - t0 > max_seconds
                 saving = step % save_every == 0 or step == steps or timeout
                 if step % log_every == 0 or saving:
-                    now = time.time()
-                    rec = {"step": step, "loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
-                           "l1_first_last": [float(m["l1_per_iteration"][0]), float(m["l1_per_iteration"][-1])],
-                           "steps_per_s": round((step - step_log) / max(now - t_log, 1e-9), 2),
-                           "seconds": round(now - t0, 1)}
-                    t_log, step_log = now, step
+                    rec = _metrics(m, step, since, t0)
+                    since = (step, time.time())
                     if saving:
                         rec["val_loss"] = float(eval_step(params, val_x))
+                        checkpoints.save(step, params, opt_state, rec["val_loss"])
                     mlog.write(json.dumps(rec) + "\n")
                     mlog.flush()
                     log(json.dumps(rec))
-                if saving:
-                    mngr.save(step, args=ocp.args.StandardSave({"params": params, "opt_state": opt_state}))
-                    if rec["val_loss"] < best["val_loss"]:
-                        best_mngr.save(step, args=ocp.args.StandardSave(params))
-                        best = {"step": step, "val_loss": rec["val_loss"]}
-                        best_mngr.wait_until_finished()
-                        best_file.write_text(json.dumps(best))
                 if timeout:
                     log(f"stopping at step {step}: --max-seconds reached")
                     break
     finally:
         prefetch.close()
-        mngr.wait_until_finished()
-        best_mngr.wait_until_finished()
+        checkpoints.close()
     return jax.device_get(params)

@@ -200,18 +200,24 @@ def test_4d_time_series_and_region(tmp_path, env):
 def test_write_options_parse_rate_and_quality(monkeypatch):
     from medcodec_plugins.sitk_hook import MedcodecSitkError, write_options
 
+    from medcodec.options import EncodeOptions as E
+
     monkeypatch.delenv("MEDCODEC_ITERATIONS", raising=False)
-    assert write_options("") == {"iterations": 8}
-    assert write_options("", 5) == {"iterations": 5}
-    assert write_options("medcodec:iterations=3") == {"iterations": 3}
-    assert write_options("lossless") == {"max_error": 0, "iterations": 8}
-    assert write_options("max_error=2, iterations=4") == {"max_error": 2, "iterations": 4}
-    assert write_options("psnr=45") == {"psnr": 45.0}
-    assert write_options("bpp=0.5") == {"bpp": 0.5} and write_options("ratio=12") == {"ratio": 12.0}
-    assert write_options("psnr=40, roi=auto, background_weight=0.2") == {
-        "psnr": 40.0, "roi": "auto", "background_weight": 0.2}
-    assert write_options("bpp=1,uniform") == {"bpp": 1.0, "adaptive": False}
-    assert write_options("psnr=45,no_wavelet") == {"psnr": 45.0, "wavelet": False}
+    assert write_options("") == E() and write_options("").base_iterations == 8
+    assert write_options("", 5) == E(iterations=5)
+    monkeypatch.setenv("MEDCODEC_ITERATIONS", "6")
+    assert write_options("") == E(iterations=6) and write_options("", 5) == E(iterations=5)
+    assert write_options("lossless") == E(max_error=0)  # the bounded-error base default, as everywhere
+    monkeypatch.delenv("MEDCODEC_ITERATIONS")
+    assert write_options("medcodec:iterations=3") == E(iterations=3)
+    assert write_options("lossless", 4) == E(max_error=0, iterations=4)
+    assert write_options("max_error=2, iterations=4") == E(max_error=2, iterations=4)
+    assert write_options("psnr=45") == E(psnr=45.0)
+    assert write_options("bpp=0.5") == E(bpp=0.5) and write_options("ratio=12") == E(ratio=12.0)
+    roi = write_options("psnr=40, roi=auto, background_weight=0.2")
+    assert roi == E(psnr=40.0, background_weight=0.2) and roi.roi == "auto"
+    assert write_options("bpp=1,uniform") == E(bpp=1.0, adaptive=False)
+    assert write_options("psnr=45,no_wavelet") == E(psnr=45.0, wavelet=False)
     for bad in ("psnr=high", "quality=9", "roi=auto", "roi=maybe,bpp=1", "uniform=3", "no_wavelet"):
         with pytest.raises(MedcodecSitkError):
             write_options(bad)

@@ -1,19 +1,14 @@
-"""Command line: ``medcodec encode | decode | info | convert | demo | train | export | fetch-data``.
-
-The CLI parses arguments and calls library functions; every :class:`MedcodecError` becomes
-a one-line message on stderr and exit code 2. Progress bars go to stderr (``--quiet`` hides
-them); results go to stdout.
-"""
+"""The argument parser of the command line: one small builder per subcommand, with types
+that turn bad values into clean usage errors."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
-from .errors import InputError, MedcodecError
-from .options import BOUNDED_ERROR_BASE_ITERATIONS, DEFAULT_BACKGROUND_WEIGHT, DEFAULT_ITERATIONS
+from ..options import BOUNDED_ERROR_BASE_ITERATIONS, DEFAULT_BACKGROUND_WEIGHT, DEFAULT_ITERATIONS
+from ..pipeline.precision import PRECISIONS
+from .commands import (cmd_convert, cmd_decode, cmd_demo, cmd_encode, cmd_export, cmd_fetch, cmd_info,
+                       cmd_train)
 
 EPILOG = """examples:
   medcodec encode ct.nii.gz ct.mlc --iterations 8     # ~0.9 bpp with the shipped model
@@ -51,154 +46,9 @@ _non_negative_int = _number(int, lambda v: v >= 0, "0 or more")
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
-def _progress(total: int | None, quiet: bool, desc: str):
-    """A tqdm bar on stderr for multi-slice work (total None: a counter, for work whose
-    length is not known ahead, like rate control's encodes); returns (callback, close)."""
-    if quiet or (total is not None and total <= 1):
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="slice", file=sys.stderr, leave=False)
-    return bar.update, bar.close
-
-
 def _workers(text: str) -> int:
     return 0 if text.strip() == "0" else _positive_int(text)
 
-
-def _slices_of(array) -> int:
-    return int(array.size // (array.shape[-1] * array.shape[-2]))
-
-
-def _encode_options(args):
-    """The one EncodeOptions of ``medcodec encode`` (validated: InputError)."""
-    from .options import EncodeOptions
-
-    return EncodeOptions(iterations=args.iterations, max_error=0 if args.lossless else args.max_error,
-                         bpp=args.bpp, ratio=args.ratio, psnr=args.psnr, roi=args.roi,
-                         background_weight=args.background_weight, adaptive=not args.uniform,
-                         wavelet=not args.no_wavelet, model_id=args.model)
-
-
-def cmd_encode(args) -> int:
-    from . import api
-    from .io.images import from_sitk, read_image
-
-    options = _encode_options(args)  # before reading the image: a usage error costs nothing
-    array, geometry, metadata = from_sitk(read_image(args.input, args.series))
-    # rate control makes several encodes (full, tile plans, candidates): a counter of slices
-    total = None if options.target is not None else _slices_of(array)
-    update, close = _progress(total, args.quiet, "encode" if total is not None else "encode (rate control)")
-    try:
-        stats = api.compress(array, args.output, options, geometry=geometry, metadata=metadata,
-                             overwrite=args.force, progress=update)
-    finally:
-        close()
-    print(json.dumps(stats.as_dict()) if args.json else stats.summary())
-    return 0
-
-
-def cmd_decode(args) -> int:
-    from . import api, prep
-    from .format import read_header
-    from .io.atomic import check_output
-    from .io.images import write_image
-
-    total = read_header(args.input).image_slices
-    check_output(args.output, args.force)  # before the work, not after it
-    update, close = _progress(total, args.quiet, "decode")
-    try:
-        image = api.read(args.input, iterations=args.iterations, progress=update, precision=args.precision,
-                         workers=args.workers)
-    finally:
-        close()
-    write_image(image, args.output, overwrite=args.force)
-    line = f"{args.output}: {image.GetSize()} {image.GetPixelIDTypeAsString()}"
-    if args.reference:
-        from .io.images import from_sitk, read_image
-
-        ref = from_sitk(read_image(args.reference))[0]
-        dec = from_sitk(image)[0]
-        if ref.shape != dec.shape:
-            raise MedcodecError(f"reference has shape {ref.shape}, decoded image {dec.shape}")
-        line += f", PSNR {prep.psnr(ref, dec):.2f} dB, max error {prep.max_abs_error(ref, dec):g}"
-    print(line)
-    return 0
-
-
-def cmd_info(args) -> int:
-    from .api import info
-
-    facts = info(args.input)
-    if args.json:
-        print(json.dumps(facts, indent=1))
-        return 0
-    for k, v in facts.items():
-        if k == "metadata":
-            print(f"metadata: {len(v)} entries")
-            for mk, mv in list(v.items())[: args.metadata_lines]:
-                print(f"  {mk} = {mv}")
-        elif isinstance(v, float):
-            print(f"{k}: {v:.4g}")
-        else:
-            print(f"{k}: {v}")
-    return 0
-
-
-def cmd_convert(args) -> int:
-    from . import convert
-    from .options import EncodeOptions
-
-    encode = EncodeOptions(iterations=args.iterations, max_error=0 if args.lossless else args.bound,
-                           psnr=args.psnr, bpp=args.bpp, ratio=args.ratio, model_id=args.model)
-    options = convert.ConvertOptions(
-        encode=encode, min_psnr=args.min_psnr, accept_error=args.max_error, overwrite=args.force,
-        decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)
-    summary = convert.run(args.src, args.dst, options, scheduler=args.scheduler, workers=args.workers,
-                          progress=not args.quiet, manifest=args.manifest, max_items=args.max_items)
-    print(summary.text())
-    if args.plot:
-        print(f"plot: {convert.write_plot(summary, args.plot)}")
-    return summary.exit_code
-
-
-def cmd_demo(args) -> int:
-    from . import samples
-
-    return samples.demo(iterations=args.iterations, quiet=args.quiet, workdir=args.workdir, psnr=args.psnr)
-
-
-def cmd_train(args) -> int:
-    from .model.config import named_config
-    from .train import train
-
-    train(named_config(args.config), Path(args.out), steps=args.steps, batch=args.batch,
-          patch=args.patch, lr=args.lr, seed=args.seed, max_seconds=args.max_seconds,
-          iterations=args.iterations, save_every=args.save_every, data=args.data,
-          compute_dtype="bfloat16" if args.bf16 else "float32", distributed=args.distributed)
-    return 0
-
-
-def cmd_export(args) -> int:
-    from .train.export import export_run
-
-    print(export_run(Path(args.run), Path(args.dest), which=args.which))
-    return 0
-
-
-def cmd_fetch(args) -> int:
-    from .data.fetch import default_cache, fetch_all
-
-    cache = Path(args.cache) if args.cache else default_cache()
-    sums = fetch_all(cache)
-    for name, digest in sums.items():
-        print(f"{digest[:16]}  {name}")
-    if args.pack:
-        from .data.fetch import load_role
-        from .data.pack import write_pack
-
-        print(write_pack(Path(args.pack), load_role("train", cache), role="train"))
-    return 0
 
 
 def _add_encode(sub) -> None:
@@ -251,7 +101,7 @@ def _add_decode(sub) -> None:
     d.add_argument("input", help="input .mlc file")
     d.add_argument("output", help="output image file, e.g. out.nii.gz, out.nrrd, out.mha")
     d.add_argument("--iterations", "-k", type=_positive_int, help="decode only the first k iterations")
-    d.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+    d.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the network's compute precision: auto = bfloat16 on a GPU/TPU (about 1.4x "
                         "faster, about 0.04 dB lower) and float32 on a CPU; files with a residual "
                         "layer always decode in float32")
@@ -397,23 +247,3 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except MedcodecError as e:
-        print(f"medcodec: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("medcodec: interrupted; no partial output was left", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `medcodec info x.mlc | head`
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-
-
-if __name__ == "__main__":
-    sys.exit(main())
