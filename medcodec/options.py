@@ -114,7 +114,8 @@ class EncodeOptions:
 
 def _chk_iterations(o: EncodeOptions) -> None:
     if o.iterations is not None and (not _is_int(o.iterations) or o.iterations < 1):
-        raise InputError(f"iterations must be a whole number of at least 1, got {o.iterations!r}")
+        raise InputError(f"iterations (with a bpp/ratio/psnr target: the cap on learned iterations) must be "
+                         f"a whole number of at least 1, got {o.iterations!r}")
 
 
 def _chk_max_error(o: EncodeOptions) -> None:

@@ -266,7 +266,7 @@ def test_disk_full_is_reported_per_item(tmp_path, tiny_model_id, monkeypatch, ca
     for name in ("a.nrrd", "b.nrrd"):
         _volume(src / name, np.ones((2, 16, 16), np.uint8), (1, 1, 1), (0, 0, 0))
 
-    def full(array, path, **kw):
+    def full(array, path, options=None, **kw):
         try:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         except OSError as e:

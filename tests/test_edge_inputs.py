@@ -50,7 +50,7 @@ def test_encoding_is_deterministic_across_runs_and_thread_counts(tmp_path, tiny_
             "a = (np.arange(3 * 40 * 52).reshape(3, 40, 52) * 37 % 4096).astype(np.uint16); "
             "medcodec.compress(a, sys.argv[1], iterations=3); "
             # adaptive tiles over slices cut in pieces (MEDCODEC_MAX_PIECE_SIDE below)
-            "from medcodec.container import TileMap; "
+            "from medcodec.format import TileMap; "
             "t = TileMap(1, (np.arange(3 * 4 * 2 * 2) % 4).reshape(12, 2, 2).astype(np.uint8)); "
             "medcodec.compress(a, sys.argv[1] + '.t', iterations=3, tiles=t)")
     env = dict(os.environ, MEDCODEC_CHECKPOINTS=str(tiny_checkpoints), MEDCODEC_MAX_PIECE_SIDE="32")
