@@ -99,3 +99,20 @@ def test_cli_usage_errors_come_from_the_options(tmp_path, capsys):
     assert main(["encode", str(img), str(tmp_path / "o.mlc"), "--uniform"]) == 2
     assert "need a bpp, ratio or psnr target" in capsys.readouterr().err
     assert not (tmp_path / "o.mlc").exists()
+
+
+def test_one_lossless_base_everywhere(tmp_path, tiny_model_id, rng):
+    """A lossless encode that names no iterations stores the same base through the library
+    and the command line (it used to be 8 through the library, 2 through the CLI)."""
+    import SimpleITK as sitk
+
+    import medcodec
+
+    vol = rng.integers(0, 4000, (2, 24, 32)).astype(np.uint16)
+    medcodec.compress(vol, tmp_path / "lib.mlc", max_error=0)
+    sitk.WriteImage(sitk.GetImageFromArray(vol), str(tmp_path / "v.nrrd"))
+    assert main(["-q", "encode", str(tmp_path / "v.nrrd"), str(tmp_path / "cli.mlc"), "--lossless"]) == 0
+    for name in ("lib.mlc", "cli.mlc"):
+        assert medcodec.info(tmp_path / name)["iterations"] == BOUNDED_ERROR_BASE_ITERATIONS
+        assert np.array_equal(medcodec.decompress(tmp_path / name)[0], vol)
+    assert medcodec.info(tmp_path / "lib.mlc")["residual_layer"] == "bounded-error"
