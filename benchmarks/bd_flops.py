@@ -39,7 +39,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from rd_compare import bd_rate, load  # noqa: E402
 
-from medcodec import checkpoint, wavelet  # noqa: E402
+from medcodec.coding import wavelet  # noqa: E402
+from medcodec.model import checkpoint  # noqa: E402
 from medcodec.model.config import flops_per_pixel  # noqa: E402
 
 SHAPES = {"mr_head_atlas": (150, 116), "ct_abdomen_vrun": (512, 512), "cr_chest_rg1": (1955, 1841),

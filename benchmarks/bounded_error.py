@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medcodec import api, prep  # noqa: E402
 from medcodec.evaluate import evaluation_images, machine_description  # noqa: E402
-from medcodec.ratecontrol import RESIDUAL_BASE_ITERATIONS  # noqa: E402
+from medcodec.options import BOUNDED_ERROR_BASE_ITERATIONS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BOUNDS = (0, 1, 2, 4)
-BASE_ITERATIONS = RESIDUAL_BASE_ITERATIONS
+BASE_ITERATIONS = BOUNDED_ERROR_BASE_ITERATIONS
 
 
 def jpegls_rates() -> dict:

@@ -52,7 +52,9 @@ def main() -> None:
     ap.add_argument("--out", help="also write the report to this file")
     args = ap.parse_args()
 
-    from medcodec import checkpoint, convert
+    from medcodec import convert
+    from medcodec.options import EncodeOptions
+    from medcodec.model import checkpoint
 
     model = args.model or f"{checkpoint.default_model_id()} (default)"
     lines = [f"medcodec convert throughput: {platform.machine()} {platform.processor() or ''}".rstrip()
@@ -69,7 +71,7 @@ def main() -> None:
         for w in [int(x) for x in args.workers.split(",")]:
             dst = Path(tmp) / f"out{w}"
             t0 = time.perf_counter()
-            summary = convert.run(src, dst, convert.ConvertOptions(iterations=args.iterations, model=args.model),
+            summary = convert.run(src, dst, convert.ConvertOptions(encode=EncodeOptions(iterations=args.iterations, model_id=args.model)),
                                   workers=w, progress=False)
             seconds = time.perf_counter() - t0
             t = summary.totals()

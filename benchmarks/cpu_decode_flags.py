@@ -23,7 +23,7 @@ CHILD = """
 import sys, time, numpy as np, jax.numpy as jnp
 sys.path.insert(0, "BENCH")
 from speed import real_slice
-from medcodec import checkpoint
+from medcodec.model import checkpoint
 from medcodec.model import codec
 from medcodec.model.config import flops_per_pixel
 m = checkpoint.load(None); cfg = m.config; p = m.device_params

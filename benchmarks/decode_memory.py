@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 # across fork/exec on Linux.
 CHILD = """
 import sys
-from medcodec import api, checkpoint
+from medcodec import api
+from medcodec.model import checkpoint
 def hwm():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 checkpoint.load(None).device_params

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from medcodec import checkpoint
+from medcodec.model import checkpoint
 from medcodec.model import codec
 from medcodec.model.config import flops_per_pixel
 

@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from medcodec import train as T
+from medcodec.train import loop as T
 from medcodec.model import codec
 from medcodec.model.config import flops_per_pixel, named_config
 
