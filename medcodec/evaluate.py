@@ -48,10 +48,9 @@ def cpu_model() -> str:
 def machine_description() -> str:
     import os
 
-    import jax
+    from .model.runtime import backend_description
 
-    dev = jax.devices()[0]
-    return f"{platform.machine()} {cpu_model()}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform}"
+    return f"{platform.machine()} {cpu_model()}, {os.cpu_count()} cores, {backend_description()}"
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

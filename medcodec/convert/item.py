@@ -61,11 +61,10 @@ def _worker_setup() -> None:
         name = get_worker().name
     except Exception:  # not on a dask worker (in-process run)
         return
-    import jax
+    if isinstance(name, int):
+        from ..model.runtime import pin_worker_device
 
-    gpus = [d for d in jax.local_devices() if d.platform != "cpu"]
-    if len(gpus) > 1 and isinstance(name, int):
-        jax.config.update("jax_default_device", gpus[name % len(gpus)])
+        pin_worker_device(name)
 
 
 def _temporary(item: Item, suffix: str) -> Path:

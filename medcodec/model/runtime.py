@@ -54,3 +54,19 @@ def accelerated() -> bool:
     import jax
 
     return jax.default_backend() != "cpu"
+
+
+def pin_worker_device(worker_index: int) -> None:
+    """On a machine with several GPUs, give batch worker ``worker_index`` its own one."""
+    import jax
+
+    gpus = [d for d in jax.local_devices() if d.platform != "cpu"]
+    if len(gpus) > 1:
+        jax.config.update("jax_default_device", gpus[worker_index % len(gpus)])
+
+
+def backend_description() -> str:
+    """"jax <version> on <platform>" of the default device (imports JAX)."""
+    import jax
+
+    return f"jax {jax.__version__} on {jax.devices()[0].platform}"

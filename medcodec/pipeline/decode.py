@@ -19,9 +19,10 @@ from ..coding import codes as code_coder
 from ..errors import InputError, ModelMismatchError
 from ..format import Header, Reader
 from ..io.images import Geometry
-from . import network, slicepool
+from ..model import inference
+from . import slicepool
 from .layers import LayerStep
-from .layout import Layout, by_iterations
+from .layout import Layout, by_iterations, to_pixels
 from .precision import decode_precision
 
 Progress = Callable[[float], None]  # called with the number of image slices just finished
@@ -71,7 +72,7 @@ def _launch_batch(reader: Reader, model, layout: Layout, ids: list[int], k: int,
         chunks, (gh, gw, cfg.bits), None if imap is None else imap[:n, :gh, :gw, 0]).swapaxes(0, 1)
     if imap is not None and not imap.any():  # every tile at count 0: the base is the window's middle
         return np.zeros((layout.batch, hc, wc, 1), np.float32)
-    return network.launch_decoder(model.device_params, cfg, codes, layout.code_mask(), imap, dtype)
+    return inference.launch_decoder(model.device_params, cfg, codes, layout.code_mask(), imap, dtype)
 
 
 def decode_slices(path: str | os.PathLike, iterations: int | None = None,
@@ -99,7 +100,7 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         per = 1 if h.grid is None else h.grid[0] * h.grid[1]
 
         def finish(positions, rec):
-            out[positions] = network.to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
+            out[positions] = to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
             if layer is not None:
                 out[positions] = layer.decode(pool, reader, [wanted[i] for i in positions], out[positions])
             if progress:  # in image slices

@@ -23,9 +23,10 @@ from ..format import Header, TileMap, valid_wavelet_step, validate_header, write
 from ..io.atomic import check_output
 from ..io.images import Geometry
 from ..options import check_iterations
-from . import network, slicepool
+from ..model import inference
+from . import slicepool
 from .layers import LayerStep
-from .layout import Layout, as_slices
+from .layout import Layout, as_slices, to_pixels
 from .stats import EncodeStats, psnr_per_iteration, tile_summary
 
 
@@ -86,7 +87,7 @@ def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, sta
     x = prep.pad_slices(prep.normalise(slices[start:stop], window), layout.coded_height, layout.coded_width)
     x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
     imap = None if tiles is None else layout.iteration_map(tiles, range(start, stop))
-    codes, err, rec = network.launch_encoder(model.device_params, cfg, x, header.iterations, mask, pixel_mask, imap)
+    codes, err, rec = inference.launch_encoder(model.device_params, cfg, x, header.iterations, mask, pixel_mask, imap)
     codes = np.array(codes)  # writable copy
     # what a decoder puts where nothing is stored: unused batch rows, bucket padding
     m = stop - start
@@ -100,7 +101,7 @@ def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, sta
     out.packed.extend(code_coder.encode_slices(codes[:, :m, :gh, :gw].swapaxes(0, 1),
                                                None if imap is None else imap[:m, :gh, :gw, 0]))
     if layer is not None:  # refines what a decoder reconstructs from these codes
-        base = network.to_pixels(network.launch_decoder(model.device_params, cfg, codes, mask, imap),
+        base = to_pixels(inference.launch_decoder(model.device_params, cfg, codes, mask, imap),
                                  height, width, window, dtype)
         records, finals = layer.encode(pool, slices[start:stop], base[:m])
         out.records.extend(records)

@@ -81,3 +81,8 @@ def by_iterations(tiles: TileMap | None, coded: list[int]) -> list[int]:
         return list(range(len(coded)))
     longest = tiles.counts.reshape(tiles.counts.shape[0], -1).max(axis=1)
     return sorted(range(len(coded)), key=lambda i: int(longest[coded[i]]))
+
+
+def to_pixels(rec, height: int, width: int, window, dtype: str) -> np.ndarray:
+    """The decoder's output (batch, hc, wc, 1), cropped and in the pixel type (waits for it)."""
+    return prep.denormalise(np.asarray(rec)[:, :height, :width, 0], window, dtype)

@@ -1,10 +1,9 @@
-"""The bridge to the learned network: numpy batches in, JAX computations launched, pixels out."""
+"""The network for the pipelines: numpy batches in, JAX computations launched (asynchronously)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import prep
 
 
 def launch_decoder(params, cfg, codes: np.ndarray, mask, iteration_map=None, compute_dtype: str = "float32"):
@@ -12,7 +11,7 @@ def launch_decoder(params, cfg, codes: np.ndarray, mask, iteration_map=None, com
     it asynchronously, so the caller can entropy-decode the next batch meanwhile."""
     import jax.numpy as jnp
 
-    from ..model import codec
+    from . import codec
 
     imap = None if iteration_map is None else jnp.asarray(iteration_map)
     return codec.decode(params, jnp.asarray(codes), config=cfg, code_mask=jnp.asarray(mask), iteration_map=imap,
@@ -23,13 +22,8 @@ def launch_encoder(params, cfg, x: np.ndarray, iterations: int, mask, pixel_mask
     """Run the encoder on a normalised batch (batch, hc, wc): (codes, per-cell errors, reconstruction)."""
     import jax.numpy as jnp
 
-    from ..model import codec
+    from . import codec
 
     return codec.encode(params, jnp.asarray(x[..., None]), config=cfg, iterations=iterations,
                         code_mask=jnp.asarray(mask), pixel_mask=jnp.asarray(pixel_mask),
                         iteration_map=None if iteration_map is None else jnp.asarray(iteration_map))
-
-
-def to_pixels(rec, height: int, width: int, window, dtype: str) -> np.ndarray:
-    """The decoder's output, cropped and in the pixel type (waits for it)."""
-    return prep.denormalise(np.asarray(rec)[:, :height, :width, 0], window, dtype)
