@@ -125,7 +125,7 @@ def _openjpeg_bpp_at(array: np.ndarray, target_db: float) -> tuple[float, list[t
     lo_pt, hi_pt = measure(lo), measure(hi)
     assert lo_pt[1] < target_db <= hi_pt[1], f"OpenJPEG sweep does not bracket {target_db} dB: {points}"
     for _ in range(16):  # OpenJPEG's rates are discrete: stop when the parameter no longer matters
-        if hi_pt[1] - lo_pt[1] <= 0.05 or hi - lo < 1e-3:
+        if hi_pt[1] - lo_pt[1] <= 0.05 or hi - lo < 0.01:
             break
         mid = 0.5 * (lo + hi)
         pt = measure(mid)
