@@ -7,6 +7,9 @@ JPEG-LS near-lossless and JPEG XL, each swept over its quality parameter (imagec
 Rate is bits per pixel from the encoded bytes (volumes: every axial slice coded as a 2D
 image, bytes summed); quality is PSNR with peak = the image's max - min, and max abs error,
 of the decoded image. Images are shifted to start at 0 (uint16) so every codec takes them.
+Every row's ``machine`` column says which machine measured it (``encode_mps`` and
+``decode_mps`` depend on it; a column, not a ``#`` first line, because
+``benchmarks/bounded_error.py`` reads this file with a plain ``csv.DictReader``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def rd_points(name: str, modality: str, array: np.ndarray) -> list[dict]:
 def main(argv=None) -> int:
     from medcodec.data.catalog import entries
     from medcodec.data.fetch import load_volume, path_of
+    from medcodec.evaluate import machine_description
 
     out = Path((argv or sys.argv[1:] or ["benchmarks/results"])[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -70,6 +74,9 @@ def main(argv=None) -> int:
         array = vol[0] if vol.shape[0] == 1 else vol
         rows += rd_points(e.name, e.modality, np.rint(array))
         print(f"{e.name}: done", file=sys.stderr)
+    machine = machine_description()
+    for r in rows:
+        r["machine"] = machine
     with open(out / "rd_classical.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

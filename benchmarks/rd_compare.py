@@ -5,8 +5,12 @@
 Prints a markdown table of PSNR (peak = image max - min) at 0.25 / 0.5 / 1 / 2 bpp per image
 and codec (linear interpolation between measured points; "-" outside a codec's range), the
 rate each codec needs for 45 dB (interpolated in log rate), the BD-rate of every codec
-against JPEG 2000 over their common PSNR range (piecewise linear, see :func:`bd_rate`), and writes ``rd_compare.png`` (one panel per
-image) and ``rd_compare.md``. "medcodec" is uniform iterations (every prefix of one
+against JPEG 2000 over their common PSNR range (piecewise linear, see :func:`bd_rate`; beside
+it the classic cubic fit, :func:`bd_rate_cubic`, to show how much the figure depends on the
+interpolation), and writes ``rd_compare.png`` (one panel per image) and ``rd_compare.md``,
+whose first lines name the machine each source CSV records (its ``#`` first line, its
+``machine`` column, or the ``machine`` of a JSON summary of the same name; "not recorded"
+where there is none). "medcodec" is uniform iterations (every prefix of one
 encode, ``rd_medcodec.csv``). From ``rd_adaptive.csv`` (``rd_adaptive.py``, if present):
 "medcodec-ratecontrol" is every rate-control result, whichever candidate won (wavelet
 residual layer included); "medcodec-nowavelet" the same without the wavelet candidate
@@ -91,19 +95,67 @@ def bd_rate(ref, test) -> float:
     return float((math.exp(np.mean(log_rate(test) - log_rate(ref))) - 1) * 100)
 
 
+def bd_rate_cubic(ref, test) -> float:
+    """The classic Bjontegaard delta rate (%): log rate fitted as a cubic polynomial of PSNR
+    through all the points of each curve, the fits integrated over the common PSNR range;
+    NaN if a curve has < 4 points or the ranges overlap < 1 dB. Shown beside
+    :func:`bd_rate` only to show how much a BD-rate depends on the interpolation."""
+    if len(ref) < 4 or len(test) < 4:
+        return math.nan
+    lo = max(min(q for _, q in ref), min(q for _, q in test))
+    hi = min(max(q for _, q in ref), max(q for _, q in test))
+    if hi - lo < 1.0:
+        return math.nan
+
+    def mean_log_rate(pts):
+        integral = np.polyint(np.polyfit([q for _, q in pts], [math.log(b) for b, _ in pts], 3))
+        return (np.polyval(integral, hi) - np.polyval(integral, lo)) / (hi - lo)
+
+    return float((math.exp(mean_log_rate(test) - mean_log_rate(ref)) - 1) * 100)
+
+
+def machines(results: Path) -> list[str]:
+    """One line per source CSV: the machine it records (``#`` first line or ``machine`` column)."""
+    lines = []
+    for name in ("rd_medcodec.csv", "rd_classical.csv", "rd_adaptive.csv"):
+        path = results / name
+        if not path.exists():
+            continue
+        with open(path) as f:
+            first = f.readline()
+            if first.startswith("#"):
+                machine = first.lstrip("#").strip()
+            else:
+                f.seek(0)
+                found = sorted({r.get("machine") or "" for r in csv.DictReader(f)} - {""})
+                machine = "; ".join(found) if found else "not recorded in the file"
+        summary = path.with_suffix(".json")  # rd_medcodec.py records it in its JSON summary
+        if machine.startswith("not recorded") and summary.exists():
+            import json
+
+            recorded = json.loads(summary.read_text()).get("machine")
+            machine = f"{recorded} (from `{summary.name}`)" if recorded else machine
+        lines.append(f"- `{name}`: {machine}")
+    return lines
+
+
 def main(argv=None) -> int:
     results = Path((argv or sys.argv[1:] or ["benchmarks/results"])[0])
     curves = load(results)
-    lines = ["| image | codec | " + " | ".join(f"PSNR@{r}" for r in RATES)
-             + f" | bpp@{QUALITY:g}dB | BD-rate vs J2K |",
-             "|---|---|" + "---|" * (len(RATES) + 2)]
+    lines = ["Machines (as each source file records them):", *machines(results), "",
+             "| image | codec | " + " | ".join(f"PSNR@{r}" for r in RATES)
+             + f" | bpp@{QUALITY:g}dB | BD-rate vs J2K | cubic fit |",
+             "|---|---|" + "---|" * (len(RATES) + 3)]
     for image, by_codec in curves.items():
         for codec, pts in by_codec.items():
             cells = [f"{psnr_at(pts, r):.2f}" if math.isfinite(psnr_at(pts, r)) else "-" for r in RATES]
             q = bpp_at(pts, QUALITY)
             cells.append("-" if math.isnan(q) else f"{q:.3f}")
-            bd = bd_rate(by_codec.get("jpeg2000", []), pts) if codec != "jpeg2000" else 0.0
-            lines.append(f"| {image} | {codec} | " + " | ".join(cells) + f" | {'-' if math.isnan(bd) else f'{bd:+.1f} %'} |")
+            ref = by_codec.get("jpeg2000", [])
+            bd = bd_rate(ref, pts) if codec != "jpeg2000" else 0.0
+            cubic = bd_rate_cubic(ref, pts) if codec != "jpeg2000" else 0.0
+            cells += ["-" if math.isnan(x) else f"{x:+.1f} %" for x in (bd, cubic)]
+            lines.append(f"| {image} | {codec} | " + " | ".join(cells) + " |")
     gains = [f"- {image}: {bd_rate(c['medcodec'], c['medcodec-tiles']):+.1f} %"
              for image, c in curves.items() if "medcodec" in c and "medcodec-tiles" in c]
     if gains:
