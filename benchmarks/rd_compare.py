@@ -72,6 +72,12 @@ def bpp_at(pts, quality: float) -> float:
     return math.exp(float(np.interp(quality, qs, rs))) if qs and qs[0] <= quality <= qs[-1] else math.nan
 
 
+def _common_range(ref, test) -> tuple[float, float]:
+    """The PSNR range both curves span (lo > hi when they do not overlap)."""
+    return (max(min(q for _, q in ref), min(q for _, q in test)),
+            min(max(q for _, q in ref), max(q for _, q in test)))
+
+
 def bd_rate(ref, test) -> float:
     """Bjontegaard delta rate (%) of ``test`` against ``ref``: the mean difference of log
     rate over the common PSNR range, each curve interpolated piecewise linearly in (PSNR,
@@ -83,8 +89,7 @@ def bd_rate(ref, test) -> float:
     JPEG 2000's at every measured rate); the piecewise-linear mean follows the points."""
     if len(ref) < 2 or len(test) < 2:
         return math.nan
-    lo = max(min(q for _, q in ref), min(q for _, q in test))
-    hi = min(max(q for _, q in ref), max(q for _, q in test))
+    lo, hi = _common_range(ref, test)
     if hi - lo < 1.0:
         return math.nan
     grid = np.linspace(lo, hi, 512)
@@ -102,8 +107,7 @@ def bd_rate_cubic(ref, test) -> float:
     :func:`bd_rate` only to show how much a BD-rate depends on the interpolation."""
     if len(ref) < 4 or len(test) < 4:
         return math.nan
-    lo = max(min(q for _, q in ref), min(q for _, q in test))
-    hi = min(max(q for _, q in ref), max(q for _, q in test))
+    lo, hi = _common_range(ref, test)
     if hi - lo < 1.0:
         return math.nan
 
