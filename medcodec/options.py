@@ -149,11 +149,8 @@ def _chk_steering(o: EncodeOptions) -> None:
 
 
 def _chk_region(o: EncodeOptions) -> None:
-    if o.roi is None:
-        pass
-    elif isinstance(o.roi, (str, os.PathLike)):
-        if o.roi != "auto" and not os.path.isfile(o.roi):
-            raise InputError(f"roi must be 'auto', a label image or the path of one, got {o.roi!r}")
+    if isinstance(o.roi, (str, os.PathLike)) and o.roi != "auto" and not os.path.isfile(o.roi):
+        raise InputError(f"roi must be 'auto', a label image or the path of one, got {o.roi!r}")
     if o.roi is not None and not o.adaptive:
         raise InputError("a region of interest needs adaptive tiles; drop --uniform (adaptive=False)")
     w = o.background_weight

@@ -9,6 +9,7 @@ residual layer when all stored iterations are decoded (:mod:`.layers`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from typing import Callable, Sequence
 
@@ -49,11 +50,11 @@ def _model_for(reader: Reader, path):
     cfg = model.config
     if cfg.bits != h.bits:
         raise ModelMismatchError(f"model {h.model_id} has {cfg.bits} code channels, file says {h.bits}")
-    layout = Layout.of(cfg, h.height, h.width, h.slices)
     hc, wc = h.coded_height, h.coded_width
     if hc % cfg.factor or wc % cfg.factor or hc < h.height or wc < h.width:
         raise InputError(f"{path}: coded size {hc}x{wc} does not fit the model")
-    layout = Layout(hc, wc, layout.grid_h, layout.grid_w, layout.batch, cfg.factor)
+    # the network runs at the coded size the file records (batch and grid as the encoder had them)
+    layout = dataclasses.replace(Layout.of(cfg, h.height, h.width, h.slices), coded_height=hc, coded_width=wc)
     try:
         layout.check_tiles(reader.tiles, h.slices, str(path))
     except InputError as e:
@@ -72,7 +73,7 @@ def _launch_batch(reader: Reader, model, layout: Layout, ids: list[int], k: int,
         chunks, (gh, gw, cfg.bits), None if imap is None else imap[:n, :gh, :gw, 0]).swapaxes(0, 1)
     if imap is not None and not imap.any():  # every tile at count 0: the base is the window's middle
         return np.zeros((layout.batch, hc, wc, 1), np.float32)
-    return inference.launch_decoder(model.device_params, cfg, codes, layout.code_mask(), imap, dtype)
+    return inference.launch_decoder(model.device_params, cfg, codes, layout.code_mask, imap, dtype)
 
 
 def decode_slices(path: str | os.PathLike, iterations: int | None = None,

@@ -75,15 +75,20 @@ def _header(array, geometry: Geometry, slices: np.ndarray, layout: Layout, itera
     return header
 
 
+def _pixel_mask(layout: Layout, height: int, width: int) -> np.ndarray:
+    """(batch, hc, wc, 1) float32: 1 on the slice's real pixels, 0 on padding."""
+    mask = np.zeros((layout.batch, layout.coded_height, layout.coded_width, 1), np.float32)
+    mask[:, :height, :width] = 1.0
+    return mask
+
+
 def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, start: int, stop: int,
-                  tiles: TileMap | None, layer: LayerStep | None, pool, out: _Coded) -> None:
+                  tiles: TileMap | None, layer: LayerStep | None, pool, out: _Coded, pixel_mask) -> None:
     """Encode slices[start:stop] into ``out`` (one compiled batch, padded to its size)."""
     cfg, f, batch = model.config, layout.factor, layout.batch
     height, width, gh, gw = header.height, header.width, layout.grid_h, layout.grid_w
     window, dtype = header.window, header.pixel_type
-    mask = layout.code_mask()
-    pixel_mask = np.zeros((batch, layout.coded_height, layout.coded_width, 1), np.float32)
-    pixel_mask[:, :height, :width] = 1.0
+    mask = layout.code_mask
     x = prep.pad_slices(prep.normalise(slices[start:stop], window), layout.coded_height, layout.coded_width)
     x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
     imap = None if tiles is None else layout.iteration_map(tiles, range(start, stop))
@@ -147,9 +152,10 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     layout.check_tiles(tiles, n, "compress")
     out = _Coded([], [], np.empty_like(slices), np.zeros((iterations + 1, n, layout.grid_h, layout.grid_w), np.float32))
     per = n // n_image  # pieces per image slice
+    pixel_mask = _pixel_mask(layout, height, width)
     with slicepool.Pool(slicepool.default_workers(n if layer else 0) if workers is None else workers) as pool:
         for start, stop in layout.batches(n):
-            _encode_batch(model, layout, header, slices, start, stop, tiles, layer, pool, out)
+            _encode_batch(model, layout, header, slices, start, stop, tiles, layer, pool, out, pixel_mask)
             if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
                 progress((stop - start) / per if per > 1 else stop - start)
     decoded = (out.recon if grid is None else prep.from_pieces(out.recon, grid[0], grid[1], full_h, full_w))

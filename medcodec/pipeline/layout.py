@@ -5,6 +5,7 @@ model of stride F; a code grid of gh x gw cells holds the codes that are stored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -36,8 +37,9 @@ class Layout:
         """The network's code grid (hc/F, wc/F), padding included."""
         return self.coded_height // self.factor, self.coded_width // self.factor
 
+    @functools.cached_property
     def code_mask(self) -> np.ndarray:
-        """(1, hc/F, wc/F, 1) float32: 1 on stored code cells, 0 on bucket padding."""
+        """(1, hc/F, wc/F, 1) float32: 1 on stored code cells, 0 on bucket padding (made once)."""
         mask = np.zeros((1,) + self.coded_grid + (1,), np.float32)
         mask[:, : self.grid_h, : self.grid_w] = 1.0
         return mask

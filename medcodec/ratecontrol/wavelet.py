@@ -174,8 +174,8 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     no step fits a rate target. ``full_path``: the full-iteration encode of the same array
     (its prefixes are the bases); a rate target is met within ``tolerance`` below it where
     possible; ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
-    inside = np.ones((array.size // (array.shape[-1] * array.shape[-2]),) + array.shape[-2:], bool) \
-        if mask is None else mask.reshape((-1,) + array.shape[-2:])
+    planes = (-1,) + array.shape[-2:]  # (slices, h, w)
+    inside = (np.ones(array.shape, bool) if mask is None else mask).reshape(planes)
     header = read_header(full_path)
     chosen = _best_base(array, full_path, header, inside, psnr, bpp)
     if chosen is None:
