@@ -6,11 +6,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ContainerError
 from .spec import TILE_PREFIX
+
+if TYPE_CHECKING:  # only for the annotation: the header module needs nothing from here
+    from .header import Header
 
 
 @dataclasses.dataclass

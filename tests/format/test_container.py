@@ -13,8 +13,7 @@ from medcodec.format import spec as mlc_spec
 from medcodec.format import header as mlc_header
 from medcodec.coding import codes as code_model
 from medcodec.io import atomic
-from medcodec.errors import (ContainerError, MedcodecError, TruncatedFileError,
-                             UnsupportedVersionError, WriteError)
+from medcodec.errors import (ContainerError, MedcodecError, UnsupportedVersionError, WriteError)
 
 GOLDEN = Path(__file__).parent.parent / "data" / "golden_v1.mlc"  # written by format 1.0
 GOLDEN_1_1 = Path(__file__).parent.parent / "data" / "golden_v1_1.mlc"  # 1.1: context-coded codes

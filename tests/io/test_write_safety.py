@@ -12,7 +12,6 @@ import textwrap
 import numpy as np
 import pytest
 
-import medcodec.format as mlc
 from medcodec.io import atomic
 from medcodec import api
 from medcodec.errors import WriteError

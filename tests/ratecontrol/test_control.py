@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import medcodec.format as mlc
 from medcodec import api, prep, ratecontrol
 from medcodec.errors import InputError
 

@@ -5,7 +5,6 @@ import json
 import numpy as np
 
 from medcodec.train.export import export_run
-from medcodec.model import checkpoint
 from medcodec.model.config import TEST_TINY
 
 
