@@ -16,10 +16,11 @@ next predictions (closed loop, identical in encoder and decoder). Values are cli
 pixel type at the end (which only moves them closer to x).
 
 q is binarized as its bit length L (unary flags "L > j"), a sign and the L-1 bits below its
-leading one, and range coded (``constriction``) with exact Bernoulli probabilities: flags
+leading one, and range coded (:mod:`medcodec.coding.rangecoder`) with exact probabilities: flags
 from adaptive integer counts with context (pass kind, activity class = the spread of the
 neighbours' residuals, or the base's local gradient in the seed pass, j); signs and low
 bits at p = 1/2. See :mod:`medcodec.coding.rangecoder` for why everything stays integer.
+The walk is compiled (:mod:`medcodec.coding.kernels.bounded_error`); slices run on threads.
 
 The base comes from a floating-point network, which may differ by a unit between machines
 (CPU vs GPU); the container stores a CRC32 of the base and of the final slice so a decoder
@@ -30,87 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rangecoder import AdaptiveBits, bit_decoder, bit_encoder, bit_length, code_bits, magnitude_class
-
-SEED_STRIDE = 16
-_MAX_LEN = 40  # bit length of |q| for any 32-bit image
-_CLASSES = 12
-_N_CTX = 3 * _CLASSES * 16
-_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
-_DIRECT = ((-1, 0), (1, 0), (0, -1), (0, 1))
-
-
-def _passes(h: int, w: int):
-    """Yield (kind, ys, xs, neighbour offsets, step) in coding order (see module doc)."""
-    s = SEED_STRIDE
-    ys, xs = np.meshgrid(np.arange(0, h, s), np.arange(0, w, s), indexing="ij")
-    yield 0, ys.ravel(), xs.ravel(), (), 0
-    while s > 1:
-        half = s // 2
-        for kind, (oy, ox), offsets in ((1, (half, half), _DIAGONAL),
-                                        (2, (0, half), _DIRECT), (2, (half, 0), _DIRECT)):
-            ys, xs = np.meshgrid(np.arange(oy, h, s), np.arange(ox, w, s), indexing="ij")
-            if ys.size:
-                yield kind, ys.ravel(), xs.ravel(), offsets, half
-        s = half
-
-
-def _code_values(q_true: np.ndarray | None, ctx_base: np.ndarray, model: AdaptiveBits, coders) -> np.ndarray:
-    """Binarize and (de)code one pass of quantized values of S slices in lockstep ((S, m)
-    each; one stream and model per slice); returns them (int64)."""
-    length = bit_length(np.abs(q_true)) if q_true is not None else None
-    dec_len = np.zeros(ctx_base.shape, np.int64)
-    active = np.ones(ctx_base.shape, bool)
-    for j in range(_MAX_LEN):  # unary bit length: flag "L > j" while active
-        if not active.any():
-            break
-        flags = code_bits(coders, model, ctx_base * 16 + min(j, 15), None if length is None else length > j,
-                          active)
-        dec_len += flags
-        active &= flags
-    nz = dec_len > 0
-    vals = nz.astype(np.int64)
-    signs = code_bits(coders, None, None, None if q_true is None else q_true < 0, nz)
-    for bit in range(int(dec_len.max(initial=0)) - 2, -1, -1):  # the bits below the leading one
-        sel = dec_len > bit + 1
-        want = ((np.abs(q_true) >> bit) & 1).astype(bool) if q_true is not None else None
-        vals = np.where(sel, (vals << 1) | code_bits(coders, None, None, want, sel), vals)
-    return np.where(signs, -vals, vals)
-
-
-def _walk(bases: np.ndarray, targets: np.ndarray | None, max_error: int, coders) -> np.ndarray:
-    """Code S slices of one shape in lockstep; returns the decoded residuals r' (S, h, w)
-    int64. ``targets``: the true residuals x - base when encoding, None when decoding."""
-    n, h, w = bases.shape
-    step = 2 * max_error + 1
-    model = AdaptiveBits(_N_CTX, n)
-    rec = np.zeros((n, h, w), np.int64)
-    b = np.pad(bases.astype(np.int64), ((0, 0), (1, 1), (1, 1)), mode="edge")
-    grad = np.abs(b[:, 1:-1, 2:] - b[:, 1:-1, :-2]) + np.abs(b[:, 2:, 1:-1] - b[:, :-2, 1:-1])
-    for kind, ys, xs, offsets, dist in _passes(h, w):
-        if kind == 0:
-            pred = np.zeros((n, ys.size), np.int64)
-            cls = magnitude_class(grad[:, ys, xs] // (4 * step), _CLASSES)
-        else:
-            vals, inside = [], []
-            for dy, dx in offsets:
-                yy, xx = ys + dy * dist, xs + dx * dist
-                ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-                vals.append(np.where(ok, rec[:, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], 0))
-                inside.append(ok)
-            vals, inside = np.stack(vals), np.stack(inside)[:, None, :]  # (4, S, m), (4, 1, m)
-            cnt = inside.sum(axis=0)
-            pred = (2 * vals.sum(axis=0) + cnt) // (2 * cnt)  # rounded mean (cnt >= 1 here)
-            hi = np.where(inside, vals, np.iinfo(np.int64).min).max(axis=0)
-            lo = np.where(inside, vals, np.iinfo(np.int64).max).min(axis=0)
-            cls = magnitude_class((hi - lo) // step, _CLASSES)
-        q_true = None
-        if targets is not None:
-            e = targets[:, ys, xs] - pred
-            q_true = np.sign(e) * ((np.abs(e) + max_error) // step)
-        q = _code_values(q_true, kind * _CLASSES + cls, model, coders)
-        rec[:, ys, xs] = pred + q * step
-    return rec
+from .rangecoder import check_decoded, payload, words_of
+from .threads import map_slices
 
 
 def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[bytes, np.ndarray]:
@@ -120,11 +42,17 @@ def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tupl
 
 
 def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int) -> list[tuple[bytes, np.ndarray]]:
-    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), coded in lockstep."""
-    coders, payloads = zip(*(bit_encoder() for _ in range(len(originals))))
-    targets = originals.astype(np.int64) - bases.astype(np.int64)
-    rec = _walk(bases, targets, max_error, list(coders))
-    return [(payload(), _final(b, r, originals.dtype)) for payload, b, r in zip(payloads, bases, rec)]
+    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), on threads."""
+    from .kernels import bounded_error as kernel
+    from .kernels.rangecoder import finish, new_encoder
+
+    def one(i: int) -> tuple[bytes, np.ndarray]:
+        base = np.ascontiguousarray(bases[i], np.int64)
+        target = np.asarray(originals[i], np.int64) - base
+        rec, coder = kernel.walk(base, target, int(max_error), True, new_encoder(base.size // 8))
+        return payload(finish(coder)), _final(bases[i], rec, originals.dtype)
+
+    return map_slices(one, len(originals))
 
 
 def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
@@ -133,9 +61,22 @@ def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
 
 
 def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int) -> np.ndarray:
-    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), in lockstep."""
-    coders = [bit_decoder(d, "bounded-error layer chunk") for d in datas]
-    return _final(bases, _walk(bases, None, max_error, coders), bases.dtype)
+    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), on threads.
+    Raises ContainerError for a stream that does not decode."""
+    from .kernels import bounded_error as kernel
+    from .kernels.rangecoder import new_decoder
+
+    out = np.empty(bases.shape, bases.dtype)
+    what = "bounded-error layer chunk"
+
+    def one(i: int) -> None:
+        base = np.ascontiguousarray(bases[i], np.int64)
+        rec, coder = kernel.walk(base, base, int(max_error), False, new_decoder(words_of(datas[i], what)))
+        check_decoded(coder, what)
+        out[i] = _final(bases[i], rec, bases.dtype)
+
+    map_slices(one, len(bases))
+    return out
 
 
 def _final(base: np.ndarray, rec: np.ndarray, dtype) -> np.ndarray:

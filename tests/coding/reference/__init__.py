@@ -1,0 +1,1 @@
+"""The coders as they were before compilation (numpy + constriction): the test oracle."""
