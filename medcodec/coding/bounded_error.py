@@ -41,8 +41,9 @@ def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tupl
     return encode_slices(original[None], base[None], max_error)[0]
 
 
-def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int) -> list[tuple[bytes, np.ndarray]]:
-    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), on threads."""
+def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int,
+                  threads: int | None = None) -> list[tuple[bytes, np.ndarray]]:
+    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), on up to ``threads`` threads."""
     from .kernels import bounded_error as kernel
     from .kernels.rangecoder import finish, new_encoder
 
@@ -52,7 +53,7 @@ def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int) -> l
         rec, coder = kernel.walk(base, target, int(max_error), True, new_encoder(base.size // 8))
         return payload(finish(coder)), _final(bases[i], rec, originals.dtype)
 
-    return map_slices(one, len(originals))
+    return map_slices(one, len(originals), threads)
 
 
 def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
@@ -60,8 +61,8 @@ def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
     return decode_slices(base[None], [data], max_error)[0]
 
 
-def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int) -> np.ndarray:
-    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), on threads.
+def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int, threads: int | None = None) -> np.ndarray:
+    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), on up to ``threads`` threads.
     Raises ContainerError for a stream that does not decode."""
     from .kernels import bounded_error as kernel
     from .kernels.rangecoder import new_decoder
@@ -75,7 +76,7 @@ def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int) -> np.n
         check_decoded(coder, what)
         out[i] = _final(bases[i], rec, bases.dtype)
 
-    map_slices(one, len(bases))
+    map_slices(one, len(bases), threads)
     return out
 
 

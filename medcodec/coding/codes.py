@@ -51,9 +51,11 @@ def _active(counts: np.ndarray | None, i: int, t: int, shape) -> np.ndarray:
     return (np.asarray(counts[i]) > t).astype(np.uint8)
 
 
-def encode_slices(codes: np.ndarray, counts: np.ndarray | None = None) -> list[list[tuple[int, bytes]]]:
+def encode_slices(codes: np.ndarray, counts: np.ndarray | None = None,
+                  threads: int | None = None) -> list[list[tuple[int, bytes]]]:
     """Codes (S, T, h, w, bits) of S slices (+-1) -> per slice, (coding, payload) per
-    iteration; each slice its own stream, slices on threads. ``counts`` (S, h, w): per-cell
+    iteration; each slice its own stream, slices on up to ``threads`` threads
+    (:func:`medcodec.coding.threads.map_slices`). ``counts`` (S, h, w): per-cell
     iteration counts (adaptive tiles); cells past their count are not coded (their codes
     must be 0)."""
     from .kernels import codes as kernel
@@ -76,7 +78,7 @@ def encode_slices(codes: np.ndarray, counts: np.ndarray | None = None) -> list[l
             planes[0] = planes[1]
         return chunks
 
-    return map_slices(one, n)
+    return map_slices(one, n, threads)
 
 
 def encode_slice(codes: np.ndarray) -> list[tuple[int, bytes]]:
@@ -94,7 +96,7 @@ def _known_bits(coding: int, data: bytes, shape, active: np.ndarray) -> np.ndarr
 
 
 def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, int],
-                  counts: np.ndarray | None = None) -> np.ndarray:
+                  counts: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """Inverse of :func:`encode_slices` for the first k iterations (k = chunks per slice,
     equal for all): int8 (S, k, h, w, bits), +-1 where coded, 0 in cells past their
     ``counts``. Raises ContainerError for a stream that does not decode."""
@@ -126,7 +128,7 @@ def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, 
             out[i, t] = np.where(planes[1] > 0, 1, -1) * (active[..., None] if counts is not None else 1)
             planes[0] = planes[1]
 
-    map_slices(one, n)
+    map_slices(one, n, threads)
     return out
 
 

@@ -7,10 +7,11 @@ type) slice by slice, each slice its own stream:
   for it and the final slice a decoder will reconstruct;
 - ``decode_slices(bases, records) -> finals``: the inverse, (S, h, w) in the base's type.
 
-Slices of one call share a shape and are coded in lockstep (numpy work shared). The two
+Slices of one call share a shape and are coded on up to ``threads`` threads (each its own
+stream, so the result does not depend on how many). The two
 layers are :class:`BoundedErrorCodec` (:mod:`.bounded_error`: every voxel within E) and
 :class:`WaveletCodec` (:mod:`.wavelet_layer`: CDF 9/7 coefficients for a PSNR or rate).
-Both are frozen dataclasses of plain numbers, so a worker process can run them.
+Both are frozen dataclasses of plain numbers.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ class BoundedErrorCodec:
 
     max_error: int
 
-    def encode_slices(self, originals: np.ndarray, bases: np.ndarray) -> list[tuple[bytes, np.ndarray]]:
-        return bounded_error.encode_slices(originals, bases, self.max_error)
+    def encode_slices(self, originals: np.ndarray, bases: np.ndarray,
+                      threads: int | None = None) -> list[tuple[bytes, np.ndarray]]:
+        return bounded_error.encode_slices(originals, bases, self.max_error, threads)
 
-    def decode_slices(self, bases: np.ndarray, records: list[bytes]) -> np.ndarray:
-        return bounded_error.decode_slices(bases, records, self.max_error)
+    def decode_slices(self, bases: np.ndarray, records: list[bytes], threads: int | None = None) -> np.ndarray:
+        return bounded_error.decode_slices(bases, records, self.max_error, threads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +48,12 @@ class WaveletCodec:
     window: tuple[float, float]
     rho: float = wavelet_layer.RHO
 
-    def encode_slices(self, originals: np.ndarray, bases: np.ndarray) -> list[tuple[tuple[int, bytes], np.ndarray]]:
-        coded = wavelet_layer.encode_slices(originals, bases, self.step, self.window, self.rho)
+    def encode_slices(self, originals: np.ndarray, bases: np.ndarray,
+                      threads: int | None = None) -> list[tuple[tuple[int, bytes], np.ndarray]]:
+        coded = wavelet_layer.encode_slices(originals, bases, self.step, self.window, self.rho, threads)
         return [((levels, data), final) for levels, data, final in coded]
 
-    def decode_slices(self, bases: np.ndarray, records: list[tuple[int, bytes]]) -> np.ndarray:
+    def decode_slices(self, bases: np.ndarray, records: list[tuple[int, bytes]],
+                      threads: int | None = None) -> np.ndarray:
         return wavelet_layer.decode_slices(bases, [r[0] for r in records], [r[1] for r in records],
-                                           self.step, self.window, self.rho)
+                                           self.step, self.window, self.rho, threads)

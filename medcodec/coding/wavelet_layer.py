@@ -121,15 +121,16 @@ def encode_slice(original: np.ndarray, base: np.ndarray, delta: float, window: t
 
 
 def encode_slices(originals: np.ndarray, bases: np.ndarray, delta: float, window: tuple[float, float],
-                  rho: float = RHO) -> list[tuple[int, bytes, np.ndarray]]:
-    """:func:`encode_slice` of several slices of one shape ((S, h, w) each), on threads."""
+                  rho: float = RHO, threads: int | None = None) -> list[tuple[int, bytes, np.ndarray]]:
+    """:func:`encode_slice` of several slices of one shape ((S, h, w) each), on up to
+    ``threads`` threads."""
     shape = originals.shape[1:]
 
     def one(i: int) -> tuple[int, bytes, np.ndarray]:
         q, residual = quantized(originals[i].astype(np.float64) - bases[i], delta, rho)
         return _levels(shape), encode_bands(q, shape), finish(bases[i], residual, window)
 
-    return map_slices(one, len(originals))
+    return map_slices(one, len(originals), threads)
 
 
 def _layout(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -155,9 +156,9 @@ def encode_bands(q_bands, shape: tuple[int, int]) -> bytes:
     return payload(seal(kernel.walk(flat, offsets, shapes, levels, True, new_encoder(flat.size // 16))))
 
 
-def encode_bands_many(q_bands_list: list, shape: tuple[int, int]) -> list[bytes]:
-    """:func:`encode_bands` of several slices of one shape, on threads."""
-    return map_slices(lambda i: encode_bands(q_bands_list[i], shape), len(q_bands_list))
+def encode_bands_many(q_bands_list: list, shape: tuple[int, int], threads: int | None = None) -> list[bytes]:
+    """:func:`encode_bands` of several slices of one shape, on up to ``threads`` threads."""
+    return map_slices(lambda i: encode_bands(q_bands_list[i], shape), len(q_bands_list), threads)
 
 
 def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, window: tuple[float, float],
@@ -167,8 +168,9 @@ def decode_slice(base: np.ndarray, levels: int, data: bytes, delta: float, windo
 
 
 def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, window: tuple[float, float],
-                  rho: float = RHO) -> np.ndarray:
-    """:func:`decode_slice` of several slices of one shape (bases (S, h, w)), on threads;
+                  rho: float = RHO, threads: int | None = None) -> np.ndarray:
+    """:func:`decode_slice` of several slices of one shape (bases (S, h, w)), on up to
+    ``threads`` threads;
     ``levels``: the stored level count, one for all or one per slice."""
     shape = bases.shape[1:]
     for stored in np.atleast_1d(levels):
@@ -182,7 +184,7 @@ def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, w
         q = decode_bands(datas[i], shape)
         out[i] = finish(bases[i], wavelet.inverse(dequantize(q, delta, n_levels, rho)), window)
 
-    map_slices(one, len(bases))
+    map_slices(one, len(bases), threads)
     return out
 
 
@@ -200,6 +202,6 @@ def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
     return [bands[0]] + [tuple(bands[1 + 3 * lev:4 + 3 * lev]) for lev in range(levels)]
 
 
-def decode_bands_many(datas: list[bytes], shape: tuple[int, int]) -> list[list]:
-    """:func:`decode_bands` of several streams of slices of one shape, on threads."""
-    return map_slices(lambda i: decode_bands(datas[i], shape), len(datas))
+def decode_bands_many(datas: list[bytes], shape: tuple[int, int], threads: int | None = None) -> list[list]:
+    """:func:`decode_bands` of several streams of slices of one shape, on up to ``threads`` threads."""
+    return map_slices(lambda i: decode_bands(datas[i], shape), len(datas), threads)

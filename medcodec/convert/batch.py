@@ -242,7 +242,7 @@ def _run_dask(todo: list[Item], options: ConvertOptions, man: Manifest, records:
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None, silence_logs=logging.ERROR,
                                    env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-                                        "MEDCODEC_SLICE_WORKERS": "1"})  # one process per core already
+                                        "MEDCODEC_THREADS": "1"})  # one process per core already
             client = Client(cluster)
         try:
             n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))

@@ -118,6 +118,17 @@ def _to_numpy(tree):
 
 
 @functools.lru_cache(maxsize=4)
+def load_config(model_id: str) -> CodecConfig:
+    """The config of an installed checkpoint, read without JAX or the weights: enough for a
+    file's layout when no slice of it runs the network (every tile at 0 iterations)."""
+    folder = find(model_id)
+    try:
+        return CodecConfig.from_json((folder / "config.json").read_text())
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {folder} is unreadable: {e}") from e
+
+
+@functools.lru_cache(maxsize=4)
 def load(model_id: str | None = None) -> Model:
     """Load (and cache) a checkpoint by id; the default one if None. Verifies its hash."""
     import jax

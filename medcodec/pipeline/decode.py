@@ -21,7 +21,6 @@ from ..errors import InputError, ModelMismatchError
 from ..format import Header, Reader
 from ..io.images import Geometry
 from ..model import inference
-from . import slicepool
 from .layers import LayerStep
 from .layout import Layout, by_iterations, to_pixels
 from .precision import decode_precision
@@ -41,12 +40,22 @@ def _check_request(h: Header, iterations, slices) -> tuple[int, list[int]]:
     return int(k), [s * per + i for s in wanted for i in range(per)]  # coded pieces
 
 
+def _network_runs(reader: Reader) -> bool:
+    """Whether any coded slice uses a learned iteration (files rate control writes at high
+    rates have every tile at 0: the base is constant and no network, JAX or weights load)."""
+    return reader.tiles is None or bool(np.asarray(reader.tiles.counts).any())
+
+
 def _model_for(reader: Reader, path):
-    """The checkpoint that wrote the file, and the file's layout for it."""
+    """The checkpoint that wrote the file (its config alone when the network never runs),
+    and the file's layout for it."""
     from ..model import checkpoint
 
     h = reader.header
-    model = checkpoint.load(h.model_id)
+    if _network_runs(reader):
+        model = checkpoint.load(h.model_id)
+    else:
+        model = _ConfigOnly(h.model_id, checkpoint.load_config(h.model_id))
     cfg = model.config
     if cfg.bits != h.bits:
         raise ModelMismatchError(f"model {h.model_id} has {cfg.bits} code channels, file says {h.bits}")
@@ -62,7 +71,15 @@ def _model_for(reader: Reader, path):
     return model, layout
 
 
-def _launch_batch(reader: Reader, model, layout: Layout, ids: list[int], k: int, dtype: str):
+@dataclasses.dataclass(frozen=True)
+class _ConfigOnly:
+    """A model seen only through its config (the network never runs for the file)."""
+
+    model_id: str
+    config: object
+
+
+def _launch_batch(reader: Reader, model, layout: Layout, ids: list[int], k: int, dtype: str, threads=None):
     """Entropy-decode the codes of coded slices ``ids`` and start the network on them."""
     cfg, tiles, n = model.config, reader.tiles, len(ids)
     hc, wc, gh, gw = layout.coded_height, layout.coded_width, layout.grid_h, layout.grid_w
@@ -70,7 +87,7 @@ def _launch_batch(reader: Reader, model, layout: Layout, ids: list[int], k: int,
     imap = None if tiles is None else layout.iteration_map(tiles, ids)
     chunks = [[reader.read_codes(i, t) for t in range(k)] for i in ids]
     codes[:, :n, :gh, :gw] = code_coder.decode_slices(
-        chunks, (gh, gw, cfg.bits), None if imap is None else imap[:n, :gh, :gw, 0]).swapaxes(0, 1)
+        chunks, (gh, gw, cfg.bits), None if imap is None else imap[:n, :gh, :gw, 0], threads).swapaxes(0, 1)
     if imap is not None and not imap.any():  # every tile at count 0: the base is the window's middle
         return np.zeros((layout.batch, hc, wc, 1), np.float32)
     return inference.launch_decoder(model.device_params, cfg, codes, layout.code_mask, imap, dtype)
@@ -85,8 +102,8 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
     ``slices`` indexes the flattened leading axes (z, or t*z for 4D); None means all. Slices
     stored in pieces (GRID) are decoded piece by piece and put together. ``precision``: the
     network's compute dtype, see :func:`medcodec.pipeline.precision.decode_precision`.
-    ``workers``: processes that decode the slices' residual layer (None: one per core when
-    there are enough slices, :func:`medcodec.pipeline.slicepool.default_workers`; 1: here).
+    ``workers``: threads entropy decoding the slices (None: one per core,
+    :func:`medcodec.coding.threads.default_threads`).
     """
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(Reader(path))
@@ -96,14 +113,12 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         dtype = decode_precision(precision, layer is not None)
         model, layout = _model_for(reader, path)
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
-        pool = stack.enter_context(slicepool.Pool(
-            slicepool.default_workers(len(wanted) if layer else 0) if workers is None else workers))
         per = 1 if h.grid is None else h.grid[0] * h.grid[1]
 
         def finish(positions, rec):
             out[positions] = to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
             if layer is not None:
-                out[positions] = layer.decode(pool, reader, [wanted[i] for i in positions], out[positions])
+                out[positions] = layer.decode(reader, [wanted[i] for i in positions], out[positions], workers)
             if progress:  # in image slices
                 progress(len(positions) / per if per > 1 else len(positions))
 
@@ -111,7 +126,8 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         pending = None  # the batch whose network is running while the next one is entropy-decoded
         for start, stop in layout.batches(len(wanted)):
             positions = order[start:stop]
-            launched = (positions, _launch_batch(reader, model, layout, [wanted[i] for i in positions], k, dtype))
+            launched = (positions, _launch_batch(reader, model, layout, [wanted[i] for i in positions], k, dtype,
+                                                   workers))
             if pending is not None:
                 finish(*pending)
             pending = launched

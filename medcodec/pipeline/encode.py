@@ -24,7 +24,6 @@ from ..io.atomic import check_output
 from ..io.images import Geometry
 from ..options import check_iterations
 from ..model import inference
-from . import slicepool
 from .layers import LayerStep
 from .layout import Layout, as_slices, to_pixels
 from .stats import EncodeStats, psnr_per_iteration, tile_summary
@@ -83,7 +82,7 @@ def _pixel_mask(layout: Layout, height: int, width: int) -> np.ndarray:
 
 
 def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, start: int, stop: int,
-                  tiles: TileMap | None, layer: LayerStep | None, pool, out: _Coded, pixel_mask) -> None:
+                  tiles: TileMap | None, layer: LayerStep | None, threads, out: _Coded, pixel_mask) -> None:
     """Encode slices[start:stop] into ``out`` (one compiled batch, padded to its size)."""
     cfg, f, batch = model.config, layout.factor, layout.batch
     height, width, gh, gw = header.height, header.width, layout.grid_h, layout.grid_w
@@ -104,11 +103,11 @@ def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, sta
     out.cell_sse[1:, start:stop] = np.asarray(err)[:, :m, :gh, :gw]
     out.recon[start:stop] = prep.denormalise(np.asarray(rec)[:m, :height, :width, 0], window, dtype)
     out.packed.extend(code_coder.encode_slices(codes[:, :m, :gh, :gw].swapaxes(0, 1),
-                                               None if imap is None else imap[:m, :gh, :gw, 0]))
+                                               None if imap is None else imap[:m, :gh, :gw, 0], threads))
     if layer is not None:  # refines what a decoder reconstructs from these codes
         base = to_pixels(inference.launch_decoder(model.device_params, cfg, codes, mask, imap),
                                  height, width, window, dtype)
-        records, finals = layer.encode(pool, slices[start:stop], base[:m])
+        records, finals = layer.encode(slices[start:stop], base[:m], threads)
         out.records.extend(records)
         out.recon[start:stop] = finals
 
@@ -130,8 +129,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     ``iterations`` (1..model max) learned iterations; ``tiles`` gives each tile its own count
     (capped by ``iterations``); ``max_error`` E adds the bounded-error layer (integer images,
     verified here by decoding), ``transform_step`` (pixel units) the wavelet layer instead.
-    ``progress(n)`` is called with image slices finished; ``workers``: processes coding the
-    residual layer (None: one per core when there are enough slices; 1: all here).
+    ``progress(n)`` is called with image slices finished; ``workers``: threads entropy coding
+    the slices (None: one per core, :func:`medcodec.coding.threads.default_threads`).
     """
     from ..model import checkpoint
 
@@ -153,11 +152,10 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     out = _Coded([], [], np.empty_like(slices), np.zeros((iterations + 1, n, layout.grid_h, layout.grid_w), np.float32))
     per = n // n_image  # pieces per image slice
     pixel_mask = _pixel_mask(layout, height, width)
-    with slicepool.Pool(slicepool.default_workers(n if layer else 0) if workers is None else workers) as pool:
-        for start, stop in layout.batches(n):
-            _encode_batch(model, layout, header, slices, start, stop, tiles, layer, pool, out, pixel_mask)
-            if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
-                progress((stop - start) / per if per > 1 else stop - start)
+    for start, stop in layout.batches(n):
+        _encode_batch(model, layout, header, slices, start, stop, tiles, layer, workers, out, pixel_mask)
+        if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
+            progress((stop - start) / per if per > 1 else stop - start)
     decoded = (out.recon if grid is None else prep.from_pieces(out.recon, grid[0], grid[1], full_h, full_w))
     decoded = decoded.reshape(array.shape)
     if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected

@@ -5,7 +5,7 @@ pipelines have no per-layer branches.
 around its streams: the bounded-error layer stores CRC32s of the base and the final slice
 (a decoder whose network reconstructs the base differently refuses the file, since the
 bound would not hold) and is verified at encode time by decoding its streams; the wavelet
-layer stores its streams alone. Slices are coded in ``pool``'s worker processes.
+layer stores its streams alone. Slices are coded on up to ``threads`` threads.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 from ..coding.layers import BoundedErrorCodec, WaveletCodec
 from ..errors import ReconstructionMismatchError
 from ..format import BoundedErrorLayer, Reader, WaveletLayer
-from .slicepool import Pool
 
 
 def _crc(a: np.ndarray) -> int:
@@ -36,25 +35,22 @@ class LayerStep:
     def bounded(self) -> bool:
         return isinstance(self.codec, BoundedErrorCodec)
 
-    def encode(self, pool: Pool, originals: np.ndarray, bases: np.ndarray) -> tuple[list, np.ndarray]:
+    def encode(self, originals: np.ndarray, bases: np.ndarray, threads: int | None = None) -> tuple[list, np.ndarray]:
         """(per-slice records for the file, final slices) of a batch (S, h, w)."""
-        n = len(originals)
-        coded = pool.map_runs(self.codec.encode_slices, n, lambda run: (originals[run], bases[run]))
+        coded = self.codec.encode_slices(originals, bases, threads)
         if not self.bounded:
             return [record for record, _ in coded], np.stack([final for _, final in coded])
         # verified by decoding the streams, as a reader will
-        checked = pool.map_runs(self.codec.decode_slices, n,
-                                lambda run: (bases[run], [coded[s][0] for s in run]))
+        checked = self.codec.decode_slices(bases, [record for record, _ in coded], threads)
         records = [(_crc(b), zlib.crc32(final.tobytes()), data) for b, (data, final) in zip(bases, coded)]
         return records, np.stack(checked)
 
-    def decode(self, pool: Pool, reader: Reader, slice_ids: list[int], bases: np.ndarray) -> np.ndarray:
+    def decode(self, reader: Reader, slice_ids: list[int], bases: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The final slices of coded slices ``slice_ids`` from their bases (S, h, w); refuses
         a bounded-error base that differs from the encoder's, and a result that fails its CRC."""
         if not self.bounded:
             records = [reader.read_wavelet(i) for i in slice_ids]
-            return np.stack(pool.map_runs(self.codec.decode_slices, len(slice_ids),
-                                          lambda run: (bases[run], [records[j] for j in run])))
+            return self.codec.decode_slices(bases, records, threads)
         records = [reader.read_bounded_error(i) for i in slice_ids]
         for slice_index, base, (crc_base, _, _) in zip(slice_ids, bases, records):
             if _crc(base) != crc_base:
@@ -63,13 +59,12 @@ class LayerStep:
                     "the machine that encoded it (floating-point drift between CPU/GPU or library versions), "
                     f"so the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
                     "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
-        finals = pool.map_runs(self.codec.decode_slices, len(slice_ids),
-                               lambda run: (bases[run], [records[j][2] for j in run]))
+        finals = self.codec.decode_slices(bases, [record[2] for record in records], threads)
         for slice_index, final, (_, crc_final, _) in zip(slice_ids, finals, records):
             if zlib.crc32(final.tobytes()) != crc_final:
                 raise ReconstructionMismatchError(f"{reader.path}: slice {slice_index} fails its checksum after "
                                                   "the bounded-error layer; the file is corrupted")
-        return np.stack(finals)
+        return finals
 
     def chunk(self, records: list) -> BoundedErrorLayer | WaveletLayer:
         if self.bounded:

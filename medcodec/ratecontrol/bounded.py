@@ -11,7 +11,7 @@ from .. import prep
 from ..coding.layers import BoundedErrorCodec
 from ..format import prefix_sizes
 from ..options import MAX_ERROR_LIMIT
-from ..pipeline import decode, encode, slicepool
+from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
 
 BASES = (1, 2, 4, 8)  # learned iterations tried under the bounded-error layer
@@ -44,23 +44,20 @@ def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=No
     guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), MAX_ERROR_LIMIT)
     sizes = prefix_sizes(full_path)
     best = None  # (bytes, k, E)
-    with slicepool.Pool(slicepool.default_workers(len(originals))) as pool:  # once for all trials
-        for k in (k for k in BASES if k <= len(sizes)):
-            base = decode.decompress(full_path, iterations=k, precision="float32")[0]  # the layer's base
-            base = base.reshape(originals.shape)
+    for k in (k for k in BASES if k <= len(sizes)):
+        base = decode.decompress(full_path, iterations=k, precision="float32")[0]  # the layer's base
+        base = base.reshape(originals.shape)
 
-            def trial(e):
-                nbytes, sse = 0, 0.0
-                coded = pool.map_runs(BoundedErrorCodec(e).encode_slices, len(originals),
-                                      lambda run: (originals[run], base[run]))
-                for (data, final), o, m in zip(coded, originals, inside):
-                    nbytes += len(data) + RESD_OVERHEAD_BYTES
-                    sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
-                return nbytes, sse <= allowed_sse
+        def trial(e):
+            nbytes, sse = 0, 0.0
+            for (data, final), o, m in zip(BoundedErrorCodec(e).encode_slices(originals, base), originals, inside):
+                nbytes += len(data) + RESD_OVERHEAD_BYTES
+                sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
+            return nbytes, sse <= allowed_sse
 
-            e, layer_bytes = _largest_bound(trial, guaranteed)
-            if best is None or sizes[k - 1] + layer_bytes < best[0]:
-                best = (sizes[k - 1] + layer_bytes, k, e)
+        e, layer_bytes = _largest_bound(trial, guaranteed)
+        if best is None or sizes[k - 1] + layer_bytes < best[0]:
+            best = (sizes[k - 1] + layer_bytes, k, e)
     _, k, e = best
     stats = encode.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
     region = inside.reshape(array.shape)

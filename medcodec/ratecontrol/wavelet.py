@@ -26,7 +26,7 @@ import numpy as np
 from .. import prep
 from ..coding import wavelet, wavelet_layer
 from ..format import Header, TileMap, payload_sizes, prefix_sizes, read_header
-from ..pipeline import decode, encode, slicepool
+from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
 from . import tiles
 
@@ -58,16 +58,15 @@ class _Slices:
             total += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
         return total
 
-    def coded_bytes(self, delta: float, pool: slicepool.Pool | None = None) -> float:
+    def coded_bytes(self, delta: float) -> float:
         """Bytes of the layer at this step; for volumes estimated from every n-th slice
-        (about :data:`RATE_SAMPLE_SLICES` coded, in ``pool``'s workers; the real file is
-        measured afterwards)."""
+        (about :data:`RATE_SAMPLE_SLICES` coded, on threads; the real file is measured
+        afterwards)."""
         shape = self.originals.shape[1:]
         n = len(self.bands)
         picked = range(0, n, max(1, n // RATE_SAMPLE_SLICES))
         q = [wavelet_layer.quantize(self.bands[i], delta, self.levels) for i in picked]
-        streams = (pool or slicepool.Pool(1)).map_runs(wavelet_layer.encode_bands_many, len(q),
-                                                        lambda run: ([q[j] for j in run], shape))
+        streams = wavelet_layer.encode_bands_many(q, shape)
         return sum(map(len, streams)) * n / len(picked) + XRES_OVERHEAD_BYTES * n
 
 
@@ -131,7 +130,7 @@ def _fit_rate(encode, step: float, bpp: float, tolerance: float):
     return encode(fit[1])
 
 
-def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, bpp, pool):
+def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, bpp):
     """(score, step) of one base: for a PSNR the largest step reaching it, scored by bytes;
     for a rate the smallest step that fits, scored by squared error. None if none fits."""
     start = max(peak, 1e-6) / 10 ** ((psnr or 40.0) / 20) * 3.0
@@ -139,13 +138,13 @@ def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, 
     if psnr is not None:
         allowed = int(trial.inside.sum()) * (peak / 10 ** (psnr / 20)) ** 2
         step = _bisect(lambda d: trial.sse(d) <= allowed, start, _PSNR_STEPS, coarsest)
-        return base_bytes + trial.coded_bytes(step, pool), step
+        return base_bytes + trial.coded_bytes(step), step
     budget = bpp * array.size / 8.0 - base_bytes
     if budget <= 0:
         return None
     # coded bytes fall as the step grows: the smallest step that fits
-    step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv, pool) <= budget, 1.0 / start, _RATE_STEPS, 1e12)
-    if trial.coded_bytes(step, pool) > budget:
+    step = 1.0 / _bisect(lambda inv: trial.coded_bytes(1.0 / inv) <= budget, 1.0 / start, _RATE_STEPS, 1e12)
+    if trial.coded_bytes(step) > budget:
         return None
     return trial.sse(step), step
 
@@ -157,14 +156,12 @@ def _best_base(array, full_path, header: Header, inside, psnr, bpp) -> tuple[int
     sizes = prefix_sizes(full_path)
     payload0 = int(payload_sizes(full_path)[:, 0].sum())
     best = None  # (score, k, step)
-    # workers for the sampled slices' trial codings, started once for all bases and steps
-    with slicepool.Pool(slicepool.default_workers(min(len(originals), RATE_SAMPLE_SLICES))) as pool:
-        for k in (k for k in BASES if k <= len(sizes)):
-            base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
-            trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
-            scored = _step_for_base(trial, base_bytes, array, peak, psnr, bpp, pool)
-            if scored is not None and (best is None or scored[0] < best[0]):
-                best = (scored[0], k, scored[1])
+    for k in (k for k in BASES if k <= len(sizes)):
+        base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
+        trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
+        scored = _step_for_base(trial, base_bytes, array, peak, psnr, bpp)
+        if scored is not None and (best is None or scored[0] < best[0]):
+            best = (scored[0], k, scored[1])
     return None if best is None else best[1:]
 
 

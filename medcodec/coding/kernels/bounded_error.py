@@ -15,7 +15,7 @@ CLASSES = 12
 N_CONTEXTS = 3 * CLASSES * 16
 
 
-@njit(inline=True)
+@njit
 def magnitude_class(v, classes):
     """floor(log2(1 + v)) capped to ``classes - 1``, for v >= 0."""
     k = 0
@@ -24,7 +24,7 @@ def magnitude_class(v, classes):
     return k
 
 
-@njit(inline=True)
+@njit
 def bit_length(v):
     """Bits of v >= 0 (0 for 0)."""
     n = 0

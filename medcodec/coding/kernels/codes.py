@@ -18,7 +18,7 @@ _PHASE_Y = (0, 1, 0, 1)
 _PHASE_X = (0, 1, 1, 0)
 
 
-@njit(inline=True)
+@njit
 def _context(planes, has_prev, y, x, c, k):
     """The context (0..134) of bit c at (y, x) in pass k, from decoded bits only
     (planes[0]: iteration t-1, planes[1]: iteration t)."""

@@ -43,7 +43,7 @@ _Q_HALF = np.uint64(1 << (PROB_BITS - 1))
 _CUT_SCALE = np.uint64(256)  # 2^24 / 2^16
 
 
-@njit(inline=True)
+@njit
 def cut(q):
     """Width of symbol 0's interval (of 2^24) for P(bit = 1) = q / 2^16, q in [1, 65535].
 
@@ -70,35 +70,13 @@ def new_model(n):
     return model
 
 
-@njit(inline=True)
+@njit
 def probability(model, ctx):
     """q = P(bit = 1) * 2^16 of context ``ctx``, clipped to [PROB_MIN, 2^16 - PROB_MIN]."""
     n0 = model[_MODEL_HEAD + 2 * ctx]
     n1 = model[_MODEL_HEAD + 2 * ctx + 1]
     q = ((2 * n1 + 1) << PROB_BITS) // (2 * (n0 + n1) + 2)
-    if q < PROB_MIN:
-        return PROB_MIN
-    if q > (1 << PROB_BITS) - PROB_MIN:
-        return (1 << PROB_BITS) - PROB_MIN
-    return q
-
-
-@njit(inline=True)
-def _halve_once(model, c, kept):
-    """Halve context c if over the limit (once per update); returns the new pending count."""
-    n = model[2]
-    at = _MODEL_HEAD + 2 * c
-    mark = _MODEL_HEAD + 2 * n + c
-    if model[mark] == model[1]:
-        return kept
-    model[mark] = model[1]
-    if model[at] + model[at + 1] > COUNT_LIMIT:
-        model[at] = (model[at] + 1) >> 1
-        model[at + 1] = (model[at + 1] + 1) >> 1
-        if model[at] + model[at + 1] > COUNT_LIMIT:
-            model[_MODEL_HEAD + 3 * n + kept] = c
-            kept += 1
-    return kept
+    return min(max(q, PROB_MIN), (1 << PROB_BITS) - PROB_MIN)
 
 
 @njit
@@ -109,12 +87,21 @@ def update(model, seen, m):
     for i in range(m):
         model[_MODEL_HEAD + 2 * seen[0, i] + seen[1, i]] += 1
     model[1] += 1
-    pending = _MODEL_HEAD + 3 * model[2]
+    epoch, n = model[1], model[2]
+    marks, pending = _MODEL_HEAD + 2 * n, _MODEL_HEAD + 3 * n
     kept = 0
-    for k in range(model[0]):  # the pending list is rewritten in place (kept <= k)
-        kept = _halve_once(model, model[pending + k], kept)
-    for i in range(m):
-        kept = _halve_once(model, seen[0, i], kept)
+    for k in range(model[0] + m):  # the pending contexts, then the touched ones
+        c = model[pending + k] if k < model[0] else seen[0, k - model[0]]
+        if model[marks + c] == epoch:  # each context looked at once
+            continue
+        model[marks + c] = epoch
+        at = _MODEL_HEAD + 2 * c
+        if model[at] + model[at + 1] > COUNT_LIMIT:
+            model[at] = (model[at] + 1) >> 1
+            model[at + 1] = (model[at + 1] + 1) >> 1
+            if model[at] + model[at + 1] > COUNT_LIMIT:
+                model[pending + kept] = c  # kept <= k: the list is rewritten in place
+                kept += 1
     model[0] = kept
 
 
@@ -147,14 +134,14 @@ def reserve(coder, bits):
     return grown
 
 
-@njit(inline=True)
+@njit
 def _put(coder, word):
     n = coder[4]
     coder[np.int64(n)] = word
     coder[4] = n + _U1
 
 
-@njit(inline=True)
+@njit
 def encode_bit(coder, bit, c):
     """Code one bit with symbol 0's width ``c`` (:func:`cut`); needs room (:func:`reserve`)."""
     lower = coder[0]
@@ -190,7 +177,7 @@ def encode_bit(coder, bit, c):
     coder[1] = rng
 
 
-@njit(inline=True)
+@njit
 def encode_equiprobable(coder, bit):
     """Code one bit at p = 1/2."""
     encode_bit(coder, bit, _TOTAL >> _U1)
@@ -247,7 +234,7 @@ def new_decoder(words):
     return coder
 
 
-@njit(inline=True)
+@njit
 def decode_bit(coder, c):
     """Read one bit with symbol 0's width ``c``; flags the coder (:func:`failed`) for words
     that no encoder writes, and goes on with some bit."""
@@ -278,7 +265,7 @@ def decode_bit(coder, c):
     return bit
 
 
-@njit(inline=True)
+@njit
 def decode_equiprobable(coder):
     """Read one bit at p = 1/2."""
     return decode_bit(coder, _TOTAL >> _U1)

@@ -29,26 +29,29 @@ _DIRECT_Y, _DIRECT_X = (-1, 1, 0, 0), (0, 0, -1, 1)
 
 
 @njit
-def _code_values(work, lo, hi, model, seen, encoding, coder):
-    """(De)code values lo..hi-1 of a pass. work int64 (9, >= hi): [0] true q (encoding) /
-    decoded q, [1] ctx_sig, [2] ctx_len, [3] ctx_sign, [4..8] scratch. Returns the coder."""
-    length, dec_len, active, neg, mag = work[4], work[5], work[6], work[7], work[8]
-    for i in range(lo, hi):
-        length[i] = bit_length(abs(work[0, i])) if encoding else 0
-        dec_len[i] = 0
-        active[i] = 1
-    live = hi - lo
-    j = 0
+def _finish_chunk(chunk, n, nnz, model, seen, encoding, coder):
+    """Code the rest of a chunk whose "q != 0" flags are coded (their n (context, bit)
+    pairs in ``seen``): update the model, then give the chunk's nnz nonzero values their
+    bit lengths (flags "L > j", j >= 1), signs and low bits. chunk int64 (6, >= nnz): [0]
+    position in flat, [1] ctx_len, [2] ctx_sign, [3] |q| (encoding; decoding: filled),
+    [4] bit length so far, [5] sign (encoding; decoding: filled). Returns the coder."""
+    if n:
+        update(model, seen, n)
+    ctx_len, ctx_sign, magnitude, length, negative = chunk[1], chunk[2], chunk[3], chunk[4], chunk[5]
+    for i in range(nnz):
+        length[i] = 1
+    live = nnz
+    j = 1
     while j < MAX_LEN and live:
         if encoding:
             coder = reserve(coder, live)
         n = 0
-        for i in range(lo, hi):
-            if not active[i]:
+        for i in range(nnz):
+            if length[i] != j:  # finished earlier
                 continue
-            ctx = N_LEN + work[1, i] if j == 0 else work[2, i] * 16 + min(j, 15)
+            ctx = ctx_len[i] * 16 + min(j, 15)
             if encoding:
-                flag = length[i] > j
+                flag = bit_length(magnitude[i]) > j
                 encode_bit(coder, flag, cut(probability(model, ctx)))
             else:
                 flag = decode_bit(coder, cut(probability(model, ctx)))
@@ -56,72 +59,65 @@ def _code_values(work, lo, hi, model, seen, encoding, coder):
             seen[1, n] = flag
             n += 1
             if flag:
-                dec_len[i] += 1
+                length[i] += 1
             else:
-                active[i] = 0
                 live -= 1
         if n:
             update(model, seen, n)
         j += 1
     if encoding:
-        coder = reserve(coder, hi - lo)
-    n = 0
+        coder = reserve(coder, nnz)
     top = 0
-    for i in range(lo, hi):  # signs, in context; the model is updated even with none
-        top = max(top, dec_len[i])
-        neg[i] = 0
-        mag[i] = 1 if dec_len[i] else 0
-        if dec_len[i]:
-            ctx = SIGN_BASE + work[3, i]
-            if encoding:
-                neg[i] = work[0, i] < 0
-                encode_bit(coder, neg[i] != 0, cut(probability(model, ctx)))
-            else:
-                neg[i] = decode_bit(coder, cut(probability(model, ctx)))
-            seen[0, n] = ctx
-            seen[1, n] = neg[i]
-            n += 1
-    update(model, seen, n)
+    for i in range(nnz):  # signs, in context; the model is updated even with none
+        top = max(top, length[i])
+        ctx = SIGN_BASE + ctx_sign[i]
+        if encoding:
+            encode_bit(coder, negative[i] != 0, cut(probability(model, ctx)))
+        else:
+            negative[i] = decode_bit(coder, cut(probability(model, ctx)))
+            magnitude[i] = 1  # the leading one; the bits below follow
+        seen[0, i] = ctx
+        seen[1, i] = negative[i]
+    update(model, seen, nnz)
     for bit in range(top - 2, -1, -1):
         if encoding:
-            coder = reserve(coder, hi - lo)
+            coder = reserve(coder, nnz)
         n = 0
-        for i in range(lo, hi):  # the bit right below the leading one, in context
-            if dec_len[i] == bit + 2:
-                ctx = LOW_BASE + min(work[2, i] % CLASSES, 7) * 16 + min(dec_len[i], 15)
+        for i in range(nnz):  # the bit right below the leading one, in context
+            if length[i] == bit + 2:
+                ctx = LOW_BASE + min(ctx_len[i] % CLASSES, 7) * 16 + min(length[i], 15)
                 if encoding:
-                    b = (abs(work[0, i]) >> bit) & 1
+                    b = (magnitude[i] >> bit) & 1
                     encode_bit(coder, b != 0, cut(probability(model, ctx)))
                 else:
                     b = np.int64(decode_bit(coder, cut(probability(model, ctx))))
+                    magnitude[i] = (magnitude[i] << 1) | b
                 seen[0, n] = ctx
                 seen[1, n] = b
                 n += 1
-                mag[i] = (mag[i] << 1) | b
         if n:
             update(model, seen, n)
-        for i in range(lo, hi):  # the others at p = 1/2
-            if dec_len[i] > bit + 2:
+        for i in range(nnz):  # the others at p = 1/2
+            if length[i] > bit + 2:
                 if encoding:
-                    b = (abs(work[0, i]) >> bit) & 1
-                    encode_equiprobable(coder, b != 0)
+                    encode_equiprobable(coder, (magnitude[i] >> bit) & 1 != 0)
                 else:
-                    b = np.int64(decode_equiprobable(coder))
-                mag[i] = (mag[i] << 1) | b
-    if not encoding:
-        for i in range(lo, hi):
-            work[0, i] = -mag[i] if neg[i] else mag[i]
+                    magnitude[i] = (magnitude[i] << 1) | np.int64(decode_equiprobable(coder))
     return coder
 
 
 @njit
-def _code_band(flat, offs, shapes, band, group, orientation, parent, first_sibling, model, work, seen,
-               pos, encoding, coder):
+def _code_band(flat, offs, shapes, band, group, orientation, parent, first_sibling, model, chunk, seen,
+               encoding, coder):
     """(De)code one band (values in ``flat`` at offs[band], row-major; read when encoding,
     written when decoding). parent: the band index of the parent (-1: none); siblings are
-    bands first_sibling..band-1. Returns the coder."""
+    bands first_sibling..band-1. Each pass in chunks of 16, 32, ... CHUNK positions: the
+    "q != 0" flags of a chunk are coded as its contexts are formed, then the chunk's
+    nonzero values (:func:`_finish_chunk`). Returns the coder."""
     h, w = shapes[band, 0], shapes[band, 1]
     base = offs[band]
+    ph, pw = (shapes[parent, 0], shapes[parent, 1]) if parent >= 0 else (1, 1)
+    p_base = offs[parent] if parent >= 0 else 0
     for stage in range(7):  # seed; 4-grid centres, edges; 2-grid centres, edges
         if stage == 0:
             oy, ox, stride, kind, diagonal, dist = 0, 0, 4, 0, False, 0
@@ -131,19 +127,22 @@ def _code_band(flat, offs, shapes, band, group, orientation, parent, first_sibli
         else:
             oy, ox = ((1, 1), (0, 1), (1, 0))[stage - 4]
             stride, kind, diagonal, dist = 2, 2 if stage == 4 else 3, stage == 4, 1
-        m = 0
+        if oy >= h or ox >= w:
+            continue
+        size, n, nnz = 16, 0, 0
+        if encoding:
+            coder = reserve(coder, CHUNK)
         for y in range(oy, h, stride):
             for x in range(ox, w, stride):
                 par = 0  # |parent| at (y // 2, x // 2), |siblings| at (y, x), clipped to their shapes
                 if parent >= 0:
-                    ph, pw = shapes[parent, 0], shapes[parent, 1]
-                    par = abs(flat[offs[parent] + min(y // 2, ph - 1) * pw + min(x // 2, pw - 1)])
+                    par = abs(flat[p_base + min(y >> 1, ph - 1) * pw + min(x >> 1, pw - 1)])
                 sib = 0
                 for s in range(first_sibling, band):
                     sh, sw = shapes[s, 0], shapes[s, 1]
                     sib += abs(flat[offs[s] + min(y, sh - 1) * sw + min(x, sw - 1)])
                 outside = par + sib
-                ext = min((1 if par > 0 else 0) + (1 if sib > 0 else 0), 2)
+                ext = (1 if par > 0 else 0) + (1 if sib > 0 else 0)
                 total, cnt = 0, 0
                 pair0, pair1, sign0, sign1 = 0, 0, 0, 0
                 if kind:
@@ -168,24 +167,44 @@ def _code_band(flat, offs, shapes, band, group, orientation, parent, first_sibli
                 else:
                     act = 2 * outside
                 cls = magnitude_class(act, CLASSES)
-                ctx_len = (group * KINDS + kind) * CLASSES + cls
-                work[1, m] = ((((group * 2 + (1 if kind > 0 else 0)) * 3 + pair0) * 3 + pair1) * 3 + ext) * 4 \
+                ctx = N_LEN + ((((group * 2 + (1 if kind > 0 else 0)) * 3 + pair0) * 3 + pair1) * 3 + ext) * 4 \
                     + min(cls // 2, 3)
-                work[2, m] = ctx_len
-                work[3, m] = (group * KINDS + kind) * 9 + (max(-1, min(sign0, 1)) + 1) * 3 + max(-1, min(sign1, 1)) + 1
-                pos[m] = base + y * w + x
+                at = base + y * w + x
                 if encoding:
-                    work[0, m] = flat[base + y * w + x]
-                m += 1
-        lo, size = 0, 16
-        while lo < m:  # chunks of 16, 32, ... CHUNK positions, the model updated after each
-            hi = min(lo + size, m)
-            coder = _code_values(work, lo, hi, model, seen, encoding, coder)
-            lo, size = hi, min(2 * size, CHUNK)
-        if not encoding:
-            for i in range(m):
-                flat[pos[i]] = work[0, i]
+                    flag = flat[at] != 0
+                    encode_bit(coder, flag, cut(probability(model, ctx)))
+                else:
+                    flag = decode_bit(coder, cut(probability(model, ctx)))
+                seen[0, n] = ctx
+                seen[1, n] = flag
+                n += 1
+                if flag:
+                    chunk[0, nnz] = at
+                    chunk[1, nnz] = (group * KINDS + kind) * CLASSES + cls
+                    chunk[2, nnz] = (group * KINDS + kind) * 9 + (max(-1, min(sign0, 1)) + 1) * 3 \
+                        + max(-1, min(sign1, 1)) + 1
+                    if encoding:
+                        chunk[3, nnz] = abs(flat[at])
+                        chunk[5, nnz] = flat[at] < 0
+                    nnz += 1
+                if n == size:
+                    coder = _finish_chunk(chunk, n, nnz, model, seen, encoding, coder)
+                    _store(flat, chunk, nnz, encoding)
+                    size, n, nnz = min(2 * size, CHUNK), 0, 0
+                    if encoding:
+                        coder = reserve(coder, CHUNK)
+        if n:
+            coder = _finish_chunk(chunk, n, nnz, model, seen, encoding, coder)
+            _store(flat, chunk, nnz, encoding)
     return coder
+
+
+@njit
+def _store(flat, chunk, nnz, encoding):
+    """Decoding: put a chunk's nonzero values in their places (the others stay 0)."""
+    if not encoding:
+        for i in range(nnz):
+            flat[chunk[0, i]] = -chunk[3, i] if chunk[5, i] else chunk[3, i]
 
 
 @njit
@@ -193,18 +212,14 @@ def walk(flat, offs, shapes, levels, encoding, coder):
     """(De)code all bands of one slice in order (LL, then per level LH, HL, HH; band b's
     values in flat[offs[b]:offs[b + 1]], shape shapes[b]). Returns the coder."""
     model = new_model(N_CONTEXTS)
-    cap = 1
-    for b in range(shapes.shape[0]):
-        cap = max(cap, ((shapes[b, 0] + 1) // 2) * ((shapes[b, 1] + 1) // 2))
-    work = np.empty((9, cap), np.int64)
-    seen = np.empty((2, cap), np.int64)
-    pos = np.empty(cap, np.int64)
-    coder = _code_band(flat, offs, shapes, 0, 0, 0, -1, 0, model, work, seen, pos, encoding, coder)
+    chunk = np.empty((6, CHUNK), np.int64)
+    seen = np.empty((2, CHUNK), np.int64)
+    coder = _code_band(flat, offs, shapes, 0, 0, 0, -1, 0, model, chunk, seen, encoding, coder)
     for lev in range(1, levels + 1):
         group = 3 if lev == levels else (2 if lev == levels - 1 else 1)
         for o in range(3):
             band = 1 + 3 * (lev - 1) + o
             parent = band - 3 if lev > 1 else -1
-            coder = _code_band(flat, offs, shapes, band, group, o, parent, band - o, model, work, seen, pos,
+            coder = _code_band(flat, offs, shapes, band, group, o, parent, band - o, model, chunk, seen,
                                encoding, coder)
     return coder
