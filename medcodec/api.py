@@ -45,8 +45,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, options: EncodeOptions 
     ``psnr`` let rate control choose (with ``roi``, ``background_weight``, ``adaptive``,
     ``wavelet``); ``model_id`` picks the checkpoint. Explicit codings may also give ``tiles``
     (per-tile iteration counts, :mod:`medcodec.ratecontrol.tiles`) or ``transform_step``
-    (the wavelet layer's step, pixel units). ``workers``: processes coding the residual
-    layer (None: one per core when there are enough slices; 1: all here). Returns measured
+    (the wavelet layer's step, pixel units). ``workers``: threads entropy coding the
+    slices (None: one per core or ``$MEDCODEC_THREADS``; 1: this thread). Returns measured
     :class:`EncodeStats`.
     """
     options = EncodeOptions.from_kwargs(options, **modes)

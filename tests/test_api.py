@@ -137,14 +137,14 @@ def test_corrupted_file_never_decodes(tmp_path, tiny_model_id, rng):
             medcodec.decompress(tmp_path / "b.mlc")
 
 
-def test_import_and_info_do_not_import_jax():
+def test_import_and_info_do_not_import_jax_or_numba():
     import subprocess
     import sys
     from pathlib import Path
 
     golden = Path(__file__).parent / "data" / "golden_v1.mlc"
     code = ("import sys, medcodec; f = medcodec.info(sys.argv[1]); assert f['size'] == [40, 30, 2]; "
-            "print(sorted(m for m in ('jax', 'flax', 'SimpleITK', 'orbax') if m in sys.modules))")
+            "print(sorted(m for m in ('jax', 'flax', 'SimpleITK', 'orbax', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(golden)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

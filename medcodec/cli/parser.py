@@ -106,8 +106,8 @@ def _add_decode(sub) -> None:
                         "faster, about 0.04 dB lower) and float32 on a CPU; files with a residual "
                         "layer always decode in float32")
     d.add_argument("--workers", type=_positive_int,
-                   help="processes that decode the slices' residual layers (default: one per core "
-                        "for volumes of 8+ slices; 1 = none)")
+                   help="threads that entropy decode the slices (default: one per core, or "
+                        "$MEDCODEC_THREADS; 1 = this thread only)")
     d.add_argument("--reference", help="original image: also print PSNR and max error against it")
     d.add_argument("--force", "-f", action="store_true", help="replace an existing output file")
     d.set_defaults(func=cmd_decode)

@@ -51,7 +51,7 @@ def test_read_information_is_header_only_and_fast(tmp_path, env, ct_small_path):
         assert r.GetImageIO() == "MedcodecImageIO"
         assert sitk.ImageFileReader.GetImageIOFromFileName("a.mlc") == "MedcodecImageIO"
         assert r.HasMetaDataKey("0008|0060") and r.GetMetaData("0008|0060").strip() == "CT"
-        assert "jax" not in sys.modules and "flax" not in sys.modules
+        assert "jax" not in sys.modules and "flax" not in sys.modules and "numba" not in sys.modules
         print(f"{{dt * 1000:.2f}}")
     """, env)
     assert float(out) < 50.0  # milliseconds, header only
