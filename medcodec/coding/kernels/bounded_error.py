@@ -35,26 +35,29 @@ def bit_length(v):
 
 
 @njit
-def _code_values(work, m, model, seen, encoding, coder):
-    """(De)code the m values of one pass. work int64 (5, >= m): [0] the true q (encoding) /
-    the decoded q, [1] the context base (pass kind, class), [2..4] scratch. Returns the coder."""
-    length, dec_len, active = work[2], work[3], work[4]
-    for i in range(m):
-        length[i] = bit_length(abs(work[0, i])) if encoding else 0
-        dec_len[i] = 0
-        active[i] = 1
-    live = m
-    j = 0
-    while j < MAX_LEN and live:  # unary bit length: flag "L > j" while active
+def _finish_pass(nonzero, nnz, n, model, seen, encoding, coder):
+    """Code the rest of a pass whose flags "L > 0" are coded (their n (context, bit) pairs
+    in ``seen``): update the model, then the nnz nonzero values get their bit lengths
+    (flags "L > j", j >= 1, in context), signs and low bits (p = 1/2). nonzero int64
+    (5, >= nnz): [0] flat position, [1] context base, [2] |q| (encoding; decoding: filled),
+    [3] bit length so far, [4] sign. Returns the coder."""
+    if n:
+        update(model, seen, n)
+    base, magnitude, length, negative = nonzero[1], nonzero[2], nonzero[3], nonzero[4]
+    for i in range(nnz):
+        length[i] = 1
+    live = nnz
+    j = 1
+    while j < MAX_LEN and live:
         if encoding:
             coder = reserve(coder, live)
         n = 0
-        for i in range(m):
-            if not active[i]:
+        for i in range(nnz):
+            if length[i] != j:  # finished earlier
                 continue
-            ctx = work[1, i] * 16 + min(j, 15)
+            ctx = base[i] * 16 + min(j, 15)
             if encoding:
-                flag = length[i] > j
+                flag = bit_length(magnitude[i]) > j
                 encode_bit(coder, flag, cut(probability(model, ctx)))
             else:
                 flag = decode_bit(coder, cut(probability(model, ctx)))
@@ -62,57 +65,47 @@ def _code_values(work, m, model, seen, encoding, coder):
             seen[1, n] = flag
             n += 1
             if flag:
-                dec_len[i] += 1
+                length[i] += 1
             else:
-                active[i] = 0
                 live -= 1
         if n:
             update(model, seen, n)
         j += 1
     if encoding:
-        coder = reserve(coder, m)
+        coder = reserve(coder, nnz)
     top = 0
-    for i in range(m):  # signs at p = 1/2; active[] now holds "negative"
-        top = max(top, dec_len[i])
-        active[i] = 0
-        if dec_len[i]:
-            if encoding:
-                active[i] = work[0, i] < 0
-                encode_equiprobable(coder, active[i] != 0)
-            else:
-                active[i] = decode_equiprobable(coder)
-    for i in range(m):
-        length[i] = 1 if dec_len[i] else 0  # from here: the magnitude decoded so far
+    for i in range(nnz):  # signs at p = 1/2
+        top = max(top, length[i])
+        if encoding:
+            encode_equiprobable(coder, negative[i] != 0)
+        else:
+            negative[i] = decode_equiprobable(coder)
+            magnitude[i] = 1  # the leading one; the bits below follow
     for bit in range(top - 2, -1, -1):  # the bits below the leading one, at p = 1/2
         if encoding:
-            coder = reserve(coder, m)
-        for i in range(m):
-            if dec_len[i] > bit + 1:
+            coder = reserve(coder, nnz)
+        for i in range(nnz):
+            if length[i] > bit + 1:
                 if encoding:
-                    b = (abs(work[0, i]) >> bit) & 1
-                    encode_equiprobable(coder, b != 0)
+                    encode_equiprobable(coder, (magnitude[i] >> bit) & 1 != 0)
                 else:
-                    b = np.int64(decode_equiprobable(coder))
-                length[i] = (length[i] << 1) | b
-    if not encoding:
-        for i in range(m):
-            work[0, i] = -length[i] if active[i] else length[i]
+                    magnitude[i] = (magnitude[i] << 1) | np.int64(decode_equiprobable(coder))
     return coder
 
 
 @njit
 def walk(base, target, max_error, encoding, coder):
     """Code one slice: base int64 (h, w), target = x - base (encoding; ignored otherwise);
-    returns (decoded residuals r' int64 (h, w), coder)."""
+    returns (decoded residuals r' int64 (h, w), coder). Each pass's flags "q != 0" are
+    coded as its predictions are formed; its nonzero values follow (:func:`_finish_pass`)."""
     h, w = base.shape
     step = 2 * max_error + 1
     model = new_model(N_CONTEXTS)
     rec = np.zeros((h, w), np.int64)
     cap = max(((h + SEED_STRIDE - 1) // SEED_STRIDE) * ((w + SEED_STRIDE - 1) // SEED_STRIDE),
               ((h + 1) // 2) * ((w + 1) // 2))
-    work = np.empty((5, cap), np.int64)
+    nonzero = np.empty((5, cap), np.int64)
     seen = np.empty((2, cap), np.int64)
-    pos = np.empty((3, cap), np.int64)  # y, x, prediction
     s = SEED_STRIDE
     kind = 0
     while True:
@@ -128,7 +121,11 @@ def walk(base, target, max_error, encoding, coder):
                 oy, ox = half, 0
             pass_kind = 0 if kind == 0 else (1 if part == 0 else 2)
             stride = SEED_STRIDE if kind == 0 else s
-            m = 0
+            if oy >= h or ox >= w:
+                continue
+            if encoding:
+                coder = reserve(coder, cap)
+            n, nnz = 0, 0
             for y in range(oy, h, stride):
                 for x in range(ox, w, stride):
                     if pass_kind == 0:
@@ -154,18 +151,31 @@ def walk(base, target, max_error, encoding, coder):
                                 lo = min(lo, v)
                         pred = (2 * total + cnt) // (2 * cnt)
                         cls = magnitude_class((hi - lo) // step, CLASSES)
-                    pos[0, m], pos[1, m], pos[2, m] = y, x, pred
-                    work[1, m] = pass_kind * CLASSES + cls
+                    ctx = (pass_kind * CLASSES + cls) * 16
+                    q = 0
                     if encoding:
                         e = target[y, x] - pred
                         q = (abs(e) + max_error) // step
-                        work[0, m] = -q if e < 0 else q
-                    m += 1
-            if m == 0:
-                continue
-            coder = _code_values(work, m, model, seen, encoding, coder)
-            for i in range(m):
-                rec[pos[0, i], pos[1, i]] = pos[2, i] + work[0, i] * step
+                        flag = q != 0
+                        encode_bit(coder, flag, cut(probability(model, ctx)))
+                    else:
+                        flag = decode_bit(coder, cut(probability(model, ctx)))
+                    seen[0, n] = ctx
+                    seen[1, n] = flag
+                    n += 1
+                    rec[y, x] = pred  # + q * step once q is known (no pass reads its own positions)
+                    if flag:
+                        nonzero[0, nnz] = y * w + x
+                        nonzero[1, nnz] = pass_kind * CLASSES + cls
+                        if encoding:
+                            nonzero[2, nnz] = q
+                            nonzero[4, nnz] = target[y, x] < pred
+                        nnz += 1
+            coder = _finish_pass(nonzero, nnz, n, model, seen, encoding, coder)
+            flat = rec.ravel()
+            for i in range(nnz):
+                q = -nonzero[2, i] if nonzero[4, i] else nonzero[2, i]
+                flat[nonzero[0, i]] += q * step
         if kind == 0:
             kind = 1
         else:

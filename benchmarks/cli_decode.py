@@ -1,0 +1,114 @@
+"""Wall time of ``medcodec decode`` in a new process, cold and warm, for a rate-controlled
+20-slice 256x256 MR series at 1 bpp (a file whose slices use no learned iteration: the
+wavelet layer alone), against OpenJPEG decoding the same volume at the same bytes.
+
+    python benchmarks/cli_decode.py        # writes benchmarks/results/cli_decode.txt
+
+Cold: an empty medcodec cache (``MEDCODEC_CACHE`` pointed at a new folder), so the process
+compiles the coder's kernels; warm: a second process with the cache the first one filled.
+Each run is ``python -c`` calling ``medcodec.cli.main`` (what the ``medcodec`` script runs)
+and reports, from inside, whether JAX or the checkpoint's weights were loaded; the wall time
+is measured outside. The data: 20 middle sagittal slices of the pydeface mean T1 (int16).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+from medcodec.cli import main
+rc = main(["--quiet", "decode", sys.argv[1], sys.argv[2], "--force"])
+print(json.dumps({"rc": rc, "in_process_s": time.perf_counter() - t0,
+                  "jax_loaded": "jax" in sys.modules, "numba_loaded": "numba" in sys.modules}))
+"""
+
+
+def series() -> np.ndarray:
+    """20 x 256 x 256 int16: the middle sagittal slices of the pydeface mean T1."""
+    from medcodec.data.catalog import entries
+    from medcodec.data.fetch import load_volume, path_of
+
+    e = next(x for x in entries("train") if x.name == "mr_head_pydeface")
+    v = load_volume(path_of(e)).transpose(2, 0, 1)  # (176, 256, 256)
+    return np.ascontiguousarray(v[78:98]).astype(np.int16)
+
+
+def decode_in_new_process(path: Path, out: Path, cache: Path) -> dict:
+    env = dict(os.environ, MEDCODEC_CACHE=str(cache))
+    env.pop("NUMBA_CACHE_DIR", None)
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out)], env=env, check=True,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]), wall_s=wall)
+
+
+def openjpeg_seconds(volume: np.ndarray, nbytes: int) -> tuple[int, float]:
+    """(bytes, best-of-5 decode seconds of all slices) of OpenJPEG codestreams, one per
+    slice, bisected on its PSNR knob to at most ``nbytes`` in all (one thread)."""
+    import imagecodecs as ic
+
+    u = (volume.astype(np.int64) - int(volume.min())).astype(np.uint16)
+    bits = max(8, int(np.ceil(np.log2(int(u.max()) + 1))))
+    lo, hi = 20.0, 100.0
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        size = sum(len(ic.jpeg2k_encode(s, level=mid, codecformat="j2k", bitspersample=bits)) for s in u)
+        lo, hi = (mid, hi) if size <= nbytes else (lo, mid)
+    blobs = [ic.jpeg2k_encode(s, level=lo, codecformat="j2k", bitspersample=bits) for s in u]
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for b in blobs:
+            ic.jpeg2k_decode(b)
+        times.append(time.perf_counter() - t)
+    return sum(map(len, blobs)), min(times)
+
+
+def main() -> int:
+    import SimpleITK as sitk
+
+    from medcodec import ratecontrol
+    from medcodec.evaluate import machine_description
+
+    lines = [f"machine: {machine_description()}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        volume = series()
+        src, path = tmp / "mr.nii.gz", tmp / "mr.mlc"
+        sitk.WriteImage(sitk.GetImageFromArray(volume), str(src))
+        st = ratecontrol.compress_to(volume, path, bpp=1.0, overwrite=True)
+        lines.append(f"file: 20x256x256 int16 MR at --bpp 1: {st.bytes} bytes, {st.bpp:.3f} bpp, "
+                     f"PSNR {st.psnr:.2f} dB, {st.iterations} learned iterations, "
+                     f"wavelet layer: {st.transform_step is not None}")
+        for run in range(3):
+            cache = tmp / f"cache{run}"
+            cold = decode_in_new_process(path, tmp / "out.nii.gz", cache)
+            warm = decode_in_new_process(path, tmp / "out.nii.gz", cache)
+            for name, r in (("cold", cold), ("warm", warm)):
+                lines.append(f"  {name}: {r['wall_s']:.2f} s wall ({r['in_process_s']:.2f} s inside the process); "
+                             f"JAX loaded: {r['jax_loaded']}, numba loaded: {r['numba_loaded']}")
+        nbytes, seconds = openjpeg_seconds(volume, st.bytes)
+        lines.append(f"OpenJPEG (imagecodecs, one thread, in process, no start-up): {nbytes} bytes, "
+                     f"decode {seconds * 1000:.1f} ms")
+    out = "\n".join(lines)
+    print(out)
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "cli_decode.txt").write_text(out + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
