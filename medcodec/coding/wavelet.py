@@ -1,8 +1,9 @@
 """2D CDF 9/7 wavelet transform (the JPEG 2000 lossy filter) by lifting, for any slice size.
 
-Used by the wavelet layer (:mod:`medcodec.coding.wavelet_layer`). Float64 numpy,
-whole-sample symmetric extension at the borders, so any length (odd, 1) works and the
-inverse is exact up to rounding. The bitstream never depends on these floats: only the
+Used by the wavelet layer (:mod:`medcodec.coding.wavelet_layer`). Float64 numpy (the
+inverse compiled, :mod:`medcodec.coding.kernels.wavelet`), whole-sample symmetric
+extension at the borders, so any length (odd, 1) works and the inverse is exact up to
+rounding. The bitstream never depends on these floats: only the
 reconstruction does (by far less than a grey level).
 
 Layout: :func:`forward` returns ``[LL, (LH, HL, HH) of the coarsest level, ..., (LH, HL, HH)
@@ -84,7 +85,24 @@ def forward(x: np.ndarray, levels: int) -> list:
 
 
 def inverse(bands: list) -> np.ndarray:
-    """Inverse of :func:`forward`."""
+    """Inverse of :func:`forward`, float64 (LL itself when there are no levels). Compiled
+    (:mod:`.kernels.wavelet`), bitwise equal to :func:`inverse_numpy`."""
+    if len(bands) == 1:
+        return bands[0]
+    from .kernels.wavelet import synthesise_level
+
+    def as_float(b):
+        return np.ascontiguousarray(b, np.float64)
+
+    low = as_float(bands[0])
+    for lh, hl, hh in bands[1:]:
+        low = synthesise_level(low, as_float(lh), as_float(hl), as_float(hh))
+    return low
+
+
+def inverse_numpy(bands: list) -> np.ndarray:
+    """:func:`inverse` in numpy: the definition the kernel follows operation for operation
+    (the reference it is compared with)."""
     low = bands[0]
     for lh, hl, hh in bands[1:]:
         lo_rows = _synthesise(low.T, lh.T).T

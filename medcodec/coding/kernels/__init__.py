@@ -1,7 +1,7 @@
-"""Compiled (numba) kernels of the coders: the range coder and models (:mod:`.rangecoder`)
-and the per-slice walk of each layer (:mod:`.codes`, :mod:`.bounded_error`,
-:mod:`.wavelet_layer`), each slice one call that releases the GIL, so threads code slices
-in parallel.
+"""Compiled (numba) kernels of the coders: the range coder and models (:mod:`.rangecoder`),
+the per-slice walk of each layer (:mod:`.codes`, :mod:`.bounded_error`,
+:mod:`.wavelet_layer`) and the inverse CDF 9/7 lifting (:mod:`.wavelet`), each slice one
+call that releases the GIL, so threads code slices in parallel.
 
 Importing this package imports numba (about 0.3 s); the public coders in
 :mod:`medcodec.coding` import it only when they code. Compiled code is cached on disk
