@@ -177,20 +177,17 @@ def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, w
         if stored != _levels(shape):
             raise ContainerError(f"wavelet layer has {stored} levels; a {shape[0]}x{shape[1]} "
                                  f"slice has {_levels(shape)}")
-    n_levels = _levels(shape)
     out = np.empty(bases.shape, bases.dtype)
 
     def one(i: int) -> None:
-        q = decode_bands(datas[i], shape)
-        out[i] = finish(bases[i], wavelet.inverse(dequantize(q, delta, n_levels, rho)), window)
+        out[i] = finish(bases[i], _decoded_residual(datas[i], shape, delta, rho), window)
 
     map_slices(one, len(bases), threads)
     return out
 
 
-def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
-    """Inverse of :func:`encode_bands`: the integer bands of an (h, w) slice. Raises
-    ContainerError for a stream that does not decode."""
+def _decoded_flat(data: bytes, shape: tuple[int, int]):
+    """(integer bands laid end to end, offsets, shapes, levels) of one stream."""
     from .kernels import wavelet_layer as kernel
     from .kernels.rangecoder import new_decoder
 
@@ -198,8 +195,30 @@ def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
     offsets, shapes, levels = _layout(shape)
     flat = np.zeros(offsets[-1], np.int64)
     check_decoded(kernel.walk(flat, offsets, shapes, levels, False, new_decoder(words_of(data, what))), what)
+    return flat, offsets, shapes, levels
+
+
+def _bands_of(flat: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, levels: int) -> list:
+    """The layout of :func:`quantize` as views of bands laid end to end."""
     bands = [flat[offsets[b]:offsets[b + 1]].reshape(shapes[b]) for b in range(len(shapes))]
     return [bands[0]] + [tuple(bands[1 + 3 * lev:4 + 3 * lev]) for lev in range(levels)]
+
+
+def decode_bands(data: bytes, shape: tuple[int, int]) -> list:
+    """Inverse of :func:`encode_bands`: the integer bands of an (h, w) slice. Raises
+    ContainerError for a stream that does not decode."""
+    return _bands_of(*_decoded_flat(data, shape))
+
+
+def _decoded_residual(data: bytes, shape: tuple[int, int], delta: float, rho: float) -> np.ndarray:
+    """The residual one stream decodes to: :func:`decode_bands`, :func:`dequantize` (compiled,
+    the same floats) and the inverse wavelet, float64 (h, w)."""
+    from .kernels.wavelet_layer import dequantize as dequantize_flat
+
+    flat, offsets, shapes, levels = _decoded_flat(data, shape)
+    norms = wavelet.synthesis_norms(levels)
+    steps = np.array([delta / n for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
+    return wavelet.inverse(_bands_of(dequantize_flat(flat, offsets, steps, float(rho)), offsets, shapes, levels))
 
 
 def decode_bands_many(datas: list[bytes], shape: tuple[int, int], threads: int | None = None) -> list[list]:

@@ -82,14 +82,14 @@ class _ConfigOnly:
 def _launch_batch(reader: Reader, model, layout: Layout, ids: list[int], k: int, dtype: str, threads=None):
     """Entropy-decode the codes of coded slices ``ids`` and start the network on them."""
     cfg, tiles, n = model.config, reader.tiles, len(ids)
-    hc, wc, gh, gw = layout.coded_height, layout.coded_width, layout.grid_h, layout.grid_w
+    gh, gw = layout.grid_h, layout.grid_w
     codes = np.zeros((k, layout.batch) + layout.coded_grid + (cfg.bits,), np.int8)
     imap = None if tiles is None else layout.iteration_map(tiles, ids)
     chunks = [[reader.read_codes(i, t) for t in range(k)] for i in ids]
     codes[:, :n, :gh, :gw] = code_coder.decode_slices(
         chunks, (gh, gw, cfg.bits), None if imap is None else imap[:n, :gh, :gw, 0], threads).swapaxes(0, 1)
     if imap is not None and not imap.any():  # every tile at count 0: the base is the window's middle
-        return np.zeros((layout.batch, hc, wc, 1), np.float32)
+        return None
     return inference.launch_decoder(model.device_params, cfg, codes, layout.code_mask, imap, dtype)
 
 
@@ -116,7 +116,10 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         per = 1 if h.grid is None else h.grid[0] * h.grid[1]
 
         def finish(positions, rec):
-            out[positions] = to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
+            if rec is None:  # no network ran: one constant, what to_pixels makes of a zero output
+                out[positions] = to_pixels(np.zeros((1, 1, 1, 1), np.float32), 1, 1, h.window, h.pixel_type)[0, 0, 0]
+            else:
+                out[positions] = to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
             if layer is not None:
                 out[positions] = layer.decode(reader, [wanted[i] for i in positions], out[positions], workers)
             if progress:  # in image slices

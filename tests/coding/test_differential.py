@@ -5,7 +5,7 @@ inputs of awkward shapes, adaptive tiles, several slices at once and any thread 
 import numpy as np
 import pytest
 
-from medcodec.coding import bounded_error, codes, wavelet_layer
+from medcodec.coding import bounded_error, codes, wavelet, wavelet_layer
 from medcodec.errors import ContainerError
 
 from .reference import bounded_error as ref_bounded, codes as ref_codes, wavelet_layer as ref_wavelet
@@ -82,3 +82,13 @@ def test_garbage_streams_raise_container_error():
         bounded_error.decode_slice(np.zeros((32, 32), np.uint16), all_ones, 0)
     with pytest.raises(ContainerError, match="whole number"):
         bounded_error.decode_slice(np.zeros((32, 32), np.uint16), all_ones[:15], 0)
+
+
+def test_decoded_residual_is_bitwise_the_numpy_dequantize_and_inverse():
+    rng = np.random.default_rng(11)
+    shape, delta, rho = (77, 64), 3.0, 0.15
+    q, _ = wavelet_layer.quantized(rng.normal(0, 25, shape).cumsum(axis=1), delta, rho)
+    data = wavelet_layer.encode_bands(q, shape)
+    levels = wavelet_layer._levels(shape)
+    numpy_way = wavelet.inverse_numpy(wavelet_layer.dequantize(wavelet_layer.decode_bands(data, shape), delta, levels, rho))
+    np.testing.assert_array_equal(wavelet_layer._decoded_residual(data, shape, delta, rho), numpy_way)

@@ -339,3 +339,17 @@ def walk(flat, offs, shapes, levels, encoding, coder):
         coder = _code_band(flat, offs, shapes, band, group, o, parent, band - o, model, memo, contexts, chunk, seen,
                            encoding, coder)
     return coder
+
+
+@njit
+def dequantize(flat, offs, steps, rho):
+    """Integer bands laid end to end (as :func:`walk` has them) -> float64 coefficients
+    sign(q) (|q| + rho) steps[b], the operations of the numpy ``dequantize`` in its order."""
+    out = np.empty(flat.size, np.float64)
+    for b in range(offs.size - 1):
+        step = steps[b]
+        for i in range(offs[b], offs[b + 1]):
+            q = flat[i]
+            sign = 1.0 if q > 0 else (-1.0 if q < 0 else 0.0)
+            out[i] = sign * (abs(q) + rho) * step
+    return out
