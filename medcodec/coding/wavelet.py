@@ -16,10 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-# Daubechies-Sweldens lifting factors of CDF 9/7; with ZETA the low band has DC gain sqrt(2)
-# and the high band Nyquist gain sqrt(2), i.e. the transform is close to orthonormal.
-_ALPHA, _BETA, _GAMMA, _DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
-_ZETA = 1.149604398860241
+from .lifting import ALPHA as _ALPHA, BETA as _BETA, DELTA as _DELTA, GAMMA as _GAMMA, ZETA as _ZETA
 
 
 def _predict(d: np.ndarray, s: np.ndarray, c: float) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import njit
-from ..wavelet import _ALPHA, _BETA, _DELTA, _GAMMA, _ZETA
+from ..lifting import ALPHA as _ALPHA, BETA as _BETA, DELTA as _DELTA, GAMMA as _GAMMA, ZETA as _ZETA
 
 _STEPS = ((-_DELTA, -_GAMMA), (-_BETA, -_ALPHA))  # (update, predict) constants, in order
 
