@@ -36,13 +36,11 @@ print(json.dumps({"rc": rc, "in_process_s": time.perf_counter() - t0,
 
 
 def series() -> np.ndarray:
-    """20 x 256 x 256 int16: the middle sagittal slices of the pydeface mean T1."""
-    from medcodec.data.catalog import entries
-    from medcodec.data.fetch import load_volume, path_of
+    """20 x 256 x 256 int16: the middle sagittal slices of the pydeface mean T1 (those of
+    ``benchmarks/startup.py``'s volume, which starts at slice 34)."""
+    from startup import volume  # benchmarks/ is this script's folder, first on sys.path
 
-    e = next(x for x in entries("train") if x.name == "mr_head_pydeface")
-    v = load_volume(path_of(e)).transpose(2, 0, 1)  # (176, 256, 256)
-    return np.ascontiguousarray(v[78:98]).astype(np.int16)
+    return np.ascontiguousarray(volume()[44:64])
 
 
 def decode_in_new_process(path: Path, out: Path, cache: Path) -> dict:

@@ -2,11 +2,12 @@
 
 Every stream (the learned codes, the bounded-error layer, the wavelet layer) is a sequence
 of bits range coded with P(bit = 1) = q / 2^16, q from adaptive integer counts per context
-(halved above :data:`COUNT_LIMIT`), so encoder and decoder agree bit for bit on any machine.
-The arithmetic is that of ``constriction``'s queue ``RangeEncoder`` with a
-``Bernoulli(perfect=False)`` model, which wrote medcodec's streams before the compiled coder
-replaced it byte for byte and is now the test oracle; the compiled coder lives in :mod:`medcodec.coding.kernels.rangecoder`. A
-stream's payload is the coder's 32-bit words, little-endian.
+(halved above :data:`medcodec.coding.kernels.rangecoder.COUNT_LIMIT`), so encoder and
+decoder agree bit for bit on any machine. The arithmetic is that of ``constriction``'s
+queue ``RangeEncoder`` with a ``Bernoulli(perfect=False)`` model, which wrote medcodec's
+streams before the compiled coder (:mod:`medcodec.coding.kernels.rangecoder`) replaced it
+byte for byte and is now the test oracle. A stream's payload is the coder's 32-bit words,
+little-endian.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ContainerError
-
-COUNT_LIMIT = 1024  # counts are halved above this, so the model keeps adapting
-PROB_BITS = 16
-PROB_MIN = 16  # probabilities stay in [16, 65520] / 65536: no symbol is ever impossible
 
 
 def payload(words: np.ndarray) -> bytes:

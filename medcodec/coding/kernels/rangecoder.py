@@ -28,7 +28,6 @@ from . import njit
 COUNT_LIMIT = 1024  # counts are halved above this, so the model keeps adapting
 PROB_BITS = 16
 PROB_MIN = 16  # probabilities stay in [16, 65520] / 65536: no symbol is ever impossible
-HALF = 1 << (PROB_BITS - 1)  # q of a bit at p = 1/2
 
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
