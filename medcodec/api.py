@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from .errors import InputError
-from .format import Reader, TileMap
+from .format import Reader, TileMap, lossy_flags, read_image_metadata
 from .io.images import Geometry
 from .options import EncodeOptions
 from .pipeline.decode import Progress, decode_slices, decompress, geometry_of
@@ -29,7 +29,7 @@ from .pipeline.precision import PRECISIONS, decode_precision
 from .pipeline.stats import EncodeStats
 
 __all__ = ["EncodeOptions", "EncodeStats", "PRECISIONS", "compress", "decode_precision", "decode_slices",
-           "decompress", "geometry_of", "info", "read", "write"]
+           "decode_to_dicom", "decompress", "geometry_of", "info", "read", "read_image_metadata", "write"]
 
 
 def compress(array: np.ndarray, path: str | os.PathLike, options: EncodeOptions | None = None, *,
@@ -75,17 +75,33 @@ def write(image, path: str | os.PathLike, options: EncodeOptions | None = None, 
 
 def read(path: str | os.PathLike, iterations: int | None = None, progress: Progress | None = None,
          precision: str = "auto", workers: int | None = None):
-    """Decode a ``.mlc`` file to a SimpleITK image with its geometry and metadata."""
+    """Decode a ``.mlc`` file to a SimpleITK image with its geometry and metadata, the DICOM
+    lossy-compression attributes included (``0028|2110`` "01" unless lossless)."""
     from .io.images import to_sitk
 
     array, header = decompress(path, iterations, progress, precision, workers)
-    return to_sitk(array, geometry_of(header), header.metadata)
+    return to_sitk(array, geometry_of(header), read_image_metadata(path, iterations))
+
+
+def decode_to_dicom(path: str | os.PathLike, folder: str | os.PathLike, dicom=None, *,
+                    iterations: int | None = None, overwrite: bool = False, progress: Progress | None = None,
+                    precision: str = "auto", workers: int | None = None) -> list:
+    """Decode a ``.mlc`` file to a DICOM series in ``folder`` (one file per slice): the
+    source's tags, new UIDs, lossy-compression attributes; ``dicom`` a
+    :class:`medcodec.io.dicom.DicomOptions` (transfer syntax, tags). Returns the file paths."""
+    from .io.dicom import DicomOptions, check_target, write_series
+
+    check_target(folder, overwrite)  # before the work, not after it
+    array, header = decompress(path, iterations, progress, precision, workers)
+    return write_series(array, geometry_of(header), read_image_metadata(path, iterations), folder,
+                        dicom or DicomOptions(), overwrite=overwrite)
 
 
 def info(path: str | os.PathLike) -> dict:
     """Header facts as a JSON-ready dict, without decoding (and without importing JAX)."""
     with Reader(path) as r:
         h, max_error, wavelet, tiles = r.header, r.max_error, r.wavelet, r.tiles
+        metadata = r.image_metadata()
     nbytes = os.path.getsize(path)
     voxels = int(np.prod(h.size))
     return {
@@ -100,6 +116,9 @@ def info(path: str | os.PathLike) -> dict:
         "residual_layer": ("bounded-error" if max_error is not None else "wavelet" if wavelet is not None else None),
         "max_error": max_error, "wavelet_step": None if wavelet is None else wavelet[0],
         "bytes": nbytes, "bpp": 8.0 * nbytes / voxels,
-        "ratio": voxels * np.dtype(h.pixel_type).itemsize / nbytes, "metadata": h.metadata,
+        "ratio": voxels * np.dtype(h.pixel_type).itemsize / nbytes,
+        # what a DICOM reader of the decoded image is told (PS3.3 C.7.6.1.1.5)
+        "lossy_compression": lossy_flags.summary(metadata),
+        "metadata": metadata,
     }
 

@@ -5,6 +5,7 @@ fetch-data``: each turns parsed arguments into one library call and prints the r
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def cmd_decode(args) -> int:
     from ..io.images import write_image
 
     total = read_header(args.input).image_slices
+    if args.format == "dicom" or (args.format == "auto" and args.output.endswith(("/", os.sep))):
+        return _decode_dicom(args, total)
     check_output(args.output, args.force)  # before the work, not after it
     update, close = _progress(total, args.quiet, "decode")
     try:
@@ -80,6 +83,28 @@ def cmd_decode(args) -> int:
             raise MedcodecError(f"reference has shape {ref.shape}, decoded image {dec.shape}")
         line += f", PSNR {prep.psnr(ref, dec):.2f} dB, max error {prep.max_abs_error(ref, dec):g}"
     print(line)
+    return 0
+
+
+def _dicom_options(args):
+    from ..io.dicom import DicomOptions
+
+    return DicomOptions(transfer_syntax=args.transfer_syntax, keep_tags=not args.no_dicom_tags)
+
+
+def _decode_dicom(args, total: int) -> int:
+    from .. import api
+    from ..format import lossy_flags, read_image_metadata
+
+    update, close = _progress(total, args.quiet, "decode")
+    try:
+        files = api.decode_to_dicom(args.input, args.output, _dicom_options(args), iterations=args.iterations,
+                                    overwrite=args.force, progress=update, precision=args.precision,
+                                    workers=args.workers)
+    finally:
+        close()
+    flags = lossy_flags.summary(read_image_metadata(args.input, args.iterations))
+    print(f"{args.output}: {len(files)} DICOM file(s), {args.transfer_syntax}, {flags}")
     return 0
 
 
@@ -110,7 +135,7 @@ def cmd_convert(args) -> int:
                            psnr=args.psnr, bpp=args.bpp, ratio=args.ratio, model_id=args.model)
     options = convert.ConvertOptions(
         encode=encode, min_psnr=args.min_psnr, accept_error=args.max_error, overwrite=args.force,
-        decode=args.decode, fmt=args.format, all_dicom_tags=args.all_dicom_tags)
+        decode=args.decode, fmt=args.format, dicom_tags=args.dicom_tags, dicom=_dicom_options(args))
     summary = convert.run(args.src, args.dst, options, scheduler=args.scheduler, workers=args.workers,
                           progress=not args.quiet, manifest=args.manifest, max_items=args.max_items)
     print(summary.text())

@@ -51,6 +51,17 @@ def _workers(text: str) -> int:
 
 
 
+def _add_dicom_output(p) -> None:
+    from ..io.dicom import TRANSFER_SYNTAXES
+
+    g = p.add_argument_group("DICOM output")
+    g.add_argument("--transfer-syntax", choices=tuple(TRANSFER_SYNTAXES), default="explicit",
+                   help="explicit (default: Explicit VR Little Endian, uncompressed), or lossless "
+                        "compressed: rle, jpeg-ls, j2k (the last two need medcodec[dicom])")
+    g.add_argument("--no-dicom-tags", action="store_true",
+                   help="write only the attributes the DICOM IOD needs, not the source's other tags")
+
+
 def _add_encode(sub) -> None:
     e = sub.add_parser("encode", help="compress an image/volume/DICOM folder to .mlc",
                        description="Compress anything SimpleITK reads (NIfTI, NRRD, MHA, DICOM file "
@@ -94,12 +105,21 @@ def _add_encode(sub) -> None:
 
 
 def _add_decode(sub) -> None:
-    d = sub.add_parser("decode", help="restore a .mlc file to NIfTI/NRRD/MHA/...",
+    d = sub.add_parser("decode", help="restore a .mlc file to NIfTI/NRRD/MHA/DICOM/...",
                        description="Decode a .mlc file to any format SimpleITK writes, chosen by "
-                                   "the output extension. --iterations k decodes a preview from "
-                                   "the first k iterations only.")
+                                   "the output extension, or to a DICOM series (a folder, one file "
+                                   "per slice) with --format dicom or an output ending in '/'. "
+                                   "Lossy images say so: DICOM Lossy Image Compression (0028,2110) "
+                                   "'01' with the ratio and method, ImageType DERIVED\\SECONDARY, "
+                                   "new UIDs; NRRD/MHA carry the same keys, NIfTI a description. "
+                                   "--iterations k decodes a preview from the first k iterations only.")
     d.add_argument("input", help="input .mlc file")
-    d.add_argument("output", help="output image file, e.g. out.nii.gz, out.nrrd, out.mha")
+    d.add_argument("output", help="output image file (out.nii.gz, out.nrrd, out.mha) or, for DICOM, "
+                                  "a new or empty folder (out_dicom/)")
+    d.add_argument("--format", choices=("auto", "dicom"), default="auto",
+                   help="auto (default): by the output's extension, DICOM for a name ending in '/'; "
+                        "dicom: a DICOM series folder")
+    _add_dicom_output(d)
     d.add_argument("--iterations", "-k", type=_positive_int, help="decode only the first k iterations")
     d.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the network's compute precision: auto = bfloat16 on a GPU/TPU (about 1.4x "
@@ -159,8 +179,10 @@ def _add_convert(sub) -> None:
     c.add_argument("--max-error", type=float, metavar="E",
                    help="quality target: an output whose max absolute error exceeds E is not kept")
     c.add_argument("--decode", action="store_true", help="convert the .mlc files under SRC back to images")
-    c.add_argument("--format", default="nii.gz", choices=("nii.gz", "nii", "nrrd", "mha"),
-                   help="output format with --decode (default nii.gz)")
+    c.add_argument("--format", default="nii.gz", choices=("nii.gz", "nii", "nrrd", "mha", "dicom"),
+                   help="output format with --decode (default nii.gz); dicom: x.mlc -> folder x/ "
+                        "of DICOM slices, read back and checked before it gets its name")
+    _add_dicom_output(c)
     c.add_argument("--force", "-f", action="store_true", help="replace existing outputs")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="use an existing Dask cluster (tcp://host:port); SRC and DST must be visible "
@@ -172,9 +194,12 @@ def _add_convert(sub) -> None:
     c.add_argument("--max-items", type=_positive_int, metavar="N",
                    help="stop after N items (the rest stay pending for the next run)")
     c.add_argument("--plot", metavar="FILE", help="write a summary: FILE.png (needs matplotlib) or FILE.html")
-    c.add_argument("--all-dicom-tags", action="store_true",
-                   help="keep every printable DICOM tag of the first slice (default: identifiers, "
-                        "modality, window, spacing)")
+    c.add_argument("--dicom-tags", choices=("all", "minimal", "none"), default="all",
+                   help="tags of a DICOM source kept in the .mlc: all (default: every printable tag "
+                        "of the first slice, pixel data aside), minimal (identifiers, modality, "
+                        "window, spacing) or none")
+    c.add_argument("--all-dicom-tags", action="store_const", const="all", dest="dicom_tags",
+                   help=argparse.SUPPRESS)  # before 0.2 the default was minimal
     c.set_defaults(func=cmd_convert)
 
 
@@ -244,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for add in (_add_encode, _add_decode, _add_info, _add_convert, _add_demo, _add_train, _add_export, _add_fetch):
         add(sub)
+    for command in sub.choices.values():  # global options also after the subcommand
+        command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress bars (also accepted before the command)")
     return p
 
 

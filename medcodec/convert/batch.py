@@ -228,8 +228,9 @@ def _run_dask(todo: list[Item], options: ConvertOptions, man: Manifest, records:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as e:
-        raise MedcodecError("batch conversion needs Dask: pip install 'dask[distributed]' "
-                            "(or medcodec[dask]); --workers 0 converts without it") from e
+        raise MedcodecError("Dask is a dependency of medcodec but does not import here "
+                            f"({e}); reinstall it (pip install 'dask[distributed]') or convert "
+                            "in this process with --workers 0") from e
     cluster = None
     try:
         if scheduler:

@@ -83,7 +83,8 @@ def discover(src: str | os.PathLike, dst: str | os.PathLike, decode: bool = Fals
         rel = p.relative_to(src) if p != src and src in p.parents else Path(p.name)
         props.append(dict(id=rel.as_posix(), kind="unreadable", source=str(p), stem=rel, name=p.name,
                           error=f"cannot list folder {p}: {e.strerror or e}"))
-    return _finalise(props, dst, ".mlc" if not decode else "." + fmt)
+    # a DICOM series is a folder named as its .mlc without the extension: series.mlc -> series/
+    return _finalise(props, dst, ".mlc" if not decode else "" if fmt == "dicom" else "." + fmt)
 
 
 def _companions(path: Path) -> tuple[str, ...]:
@@ -156,7 +157,7 @@ def _finalise(props: list[dict], dst: Path, suffix: str) -> list[Item]:
                     alt = p.get("alt") or p["name"]
                     outs[i] = target(p, p["stem"].with_name(alt))
                 else:
-                    outs[i] = outs[i][: -len(suffix)] + f"_{short_hash(p['id'])}" + suffix
+                    outs[i] = outs[i][: len(outs[i]) - len(suffix)] + f"_{short_hash(p['id'])}" + suffix
     partial = str(dst / PARTIAL_DIR)
     items = [Item(id=p["id"], kind=p["kind"], source=p["source"], output=str(dst / o), rel_output=o,
                   series_uid=p.get("uid"), files=tuple(p.get("files", ())), error=p.get("error"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from ..errors import MedcodecError
+from ..errors import InputError, MedcodecError
+from ..io.dicom import DicomOptions
 from ..options import EncodeOptions
 
 
@@ -13,7 +14,9 @@ MANIFEST_NAME = "medcodec-manifest.jsonl"
 PARTIAL_DIR = ".medcodec-partial"  # temporaries, in DST (same filesystem: renames are atomic)
 VOLUME_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 DICOM_EXTENSIONS = (".dcm", ".dicom", ".ima")
-DECODE_FORMATS = ("nii.gz", "nii", "nrrd", "mha")  # single-file formats: renamed atomically
+# single-file formats are renamed atomically; "dicom" is a folder of slices, renamed likewise
+DECODE_FORMATS = ("nii.gz", "nii", "nrrd", "mha", "dicom")
+DICOM_TAGS = ("all", "minimal", "none")  # which tags of a DICOM source an encode keeps
 NOT_DICOM_NAMES = {"DICOMDIR"}
 
 # DICOM attributes kept in the .mlc metadata (SimpleITK/GDCM keys "gggg|eeee")
@@ -46,7 +49,13 @@ class ConvertOptions:
     overwrite: bool = False
     decode: bool = False              # .mlc -> fmt instead of images -> .mlc
     fmt: str = "nii.gz"
-    all_dicom_tags: bool = False      # keep every printable tag of the first slice
+    dicom_tags: str = "all"           # of a DICOM source: every printable tag of the first slice,
+                                      # DICOM_KEEP only, or none
+    dicom: DicomOptions | None = None  # decode to DICOM: transfer syntax, tags (None: defaults)
+
+    def __post_init__(self):
+        if self.dicom_tags not in DICOM_TAGS:
+            raise InputError(f"dicom_tags must be one of {', '.join(DICOM_TAGS)}, got {self.dicom_tags!r}")
 
     @property
     def iterations(self) -> int | None:

@@ -4,10 +4,10 @@ header and its checks (:mod:`.header`), layer chunks (:mod:`.layers`), :mod:`.re
 
 from .header import Header, validate_header
 from .layers import BoundedErrorLayer, TileMap, WaveletLayer, valid_wavelet_step
-from .reader import Reader, payload_sizes, prefix_sizes, read_header
+from .reader import Reader, payload_sizes, prefix_sizes, read_header, read_image_metadata
 from .spec import MAGIC, VERSION
 from .writer import truncate, write
 
 __all__ = ["BoundedErrorLayer", "Header", "MAGIC", "Reader", "TileMap", "VERSION", "WaveletLayer",
-           "payload_sizes", "prefix_sizes", "read_header", "truncate", "valid_wavelet_step",
+           "payload_sizes", "prefix_sizes", "read_header", "read_image_metadata", "truncate", "valid_wavelet_step",
            "validate_header", "write"]

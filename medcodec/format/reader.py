@@ -12,6 +12,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import ContainerError, ReadError, TruncatedFileError, UnsupportedVersionError
+from . import lossy_flags
 from .header import Header, decode_header, decode_meta, validate_header
 from .layers import TileMap, valid_wavelet_step
 from .spec import (CHUNK, CODE_PREFIX, CRC, END_CHUNK, GRID_FIELDS, INDEX_ENTRY, PREAMBLE_SIZE,
@@ -215,6 +216,14 @@ class Reader:
             raise ContainerError(f"{self.path.name}: CODE chunk is out of place")
         return coding, payload[CODE_PREFIX.size :]
 
+    def image_metadata(self, iterations: int | None = None) -> dict[str, str]:
+        """Stored metadata plus the lossy-compression attributes of the image decoded from the
+        first ``iterations`` (None: all; fewer skip the residual layer, so never lossless)."""
+        h = self.header
+        complete = iterations is None or iterations >= h.iterations
+        raw = int(np.prod(h.size)) * _bytes_per_sample(h) * h.components
+        return lossy_flags.image_metadata(h.metadata, self.max_error == 0 and complete, raw / self.file_size)
+
     def verify_end(self) -> None:
         """Check that the file ends with the END chunk (called after a full read)."""
         end_size = CHUNK.size + CRC.size
@@ -247,6 +256,23 @@ def payload_sizes(path) -> np.ndarray:
     chunk's payload without its slice/iteration/coding prefix."""
     with Reader(path) as r:
         return r._index["len"].astype(np.int64) - CODE_PREFIX.size
+
+
+def _bytes_per_sample(h: Header) -> int:
+    """Bytes of one uncompressed sample: a DICOM source's Bits Allocated (what its ratio is
+    measured against; SimpleITK may have widened 16-bit CT to int32), else the pixel type's."""
+    try:
+        allocated = int(h.metadata.get("0028|0100", "").strip())
+    except ValueError:
+        allocated = 0
+    return allocated // 8 if allocated in (8, 16, 32) else np.dtype(h.pixel_type).itemsize
+
+
+def read_image_metadata(path, iterations: int | None = None) -> dict[str, str]:
+    """The metadata of the image decoded from ``path`` (its first ``iterations``), as it leaves
+    medcodec: the stored metadata with the lossy-compression attributes (:mod:`.lossy_flags`)."""
+    with Reader(path) as r:
+        return r.image_metadata(iterations)
 
 
 def read_header(path) -> Header:
