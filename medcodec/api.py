@@ -21,7 +21,8 @@ import os
 import numpy as np
 
 from .errors import InputError
-from .format import Reader, TileMap, lossy_flags, read_image_metadata
+from .format import Reader, TileMap, read_image_metadata
+from .io import lossy_flags
 from .io.images import Geometry
 from .options import EncodeOptions
 from .pipeline.decode import Progress, decode_slices, decompress, geometry_of

@@ -164,3 +164,15 @@ def test_encode_rate_and_quality_modes(tmp_path, tiny_model_id, ct_small_path, c
     assert "--roi) need a bpp, ratio or psnr target" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["encode", str(ct_small_path), str(tmp_path / "y.mlc"), "--lossless", "--psnr", "40"])
+
+
+def test_global_options_after_the_subcommand(tmp_path, tiny_model_id, mr_series_dir, capsys):
+    from medcodec.cli import build_parser
+
+    out = tmp_path / "mr.mlc"  # two slices: a progress bar unless quiet
+    assert main(["encode", str(mr_series_dir), str(out), "-k", "1", "--model", tiny_model_id, "-q"]) == 0
+    assert main(["decode", str(out), str(tmp_path / "mr.nrrd"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    parse = build_parser().parse_args
+    assert parse(["decode", "a", "b", "-q"]).quiet and parse(["-q", "decode", "a", "b"]).quiet
+    assert not parse(["decode", "a", "b"]).quiet

@@ -204,7 +204,8 @@ def test_convert_kill_resume_on_local_cluster(archive, tmp_path, tiny_model_id, 
     mr = api.decompress(dst / "patient1/mr.mlc")[1].metadata
     assert mr["0008|0060"] == "MR" and mr["0020|000e"] == uid and mr["0010|0020"] == "1234"
     assert "0028|1050" in mr and "0028|1051" in mr  # window kept
-    assert set(mr) <= set(convert.DICOM_KEEP) | {"medcodec_source"}  # not every tag
+    assert set(mr) > set(mr) & set(convert.DICOM_KEEP)  # every tag by default, not the minimal set
+    assert not any(k.startswith(("7fe0|", "0002|")) for k in mr)  # pixel data and file meta aside
     assert api.decompress(dst / "patient1/dose.mlc")[0].shape == (15, 10, 10)  # multi-frame, 3D
 
     # 3. a third run has nothing left but the corrupt file (in-process, no Dask); a PNG
@@ -337,3 +338,26 @@ def test_report_without_matplotlib(tmp_path, monkeypatch):
     with pytest.raises(MedcodecError, match="pip install matplotlib"):
         report.write_plot(summary, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_decode_to_dicom_series_mirrors_the_tree(tmp_path, tiny_model_id, mr_series_dir, capsys):
+    import pydicom
+
+    src = tmp_path / "src" / "patient"
+    src.mkdir(parents=True)
+    shutil.copytree(mr_series_dir, src / "series")
+    assert main(["-q", "convert", str(tmp_path / "src"), str(tmp_path / "mlc"), "--workers", "0", "-k", "2"]) == 0
+    mlc = tmp_path / "mlc" / "patient" / "series.mlc"
+    assert api.info(mlc)["metadata"]["0008|0060"] == "MR"  # every tag kept by default
+    assert main(["-q", "convert", str(tmp_path / "mlc"), str(tmp_path / "back"), "--decode", "--format", "dicom",
+                 "--workers", "0", "--transfer-syntax", "rle"]) == 0
+    out = tmp_path / "back" / "patient" / "series"
+    files = sorted(out.iterdir())
+    assert [f.suffix for f in files] == [".dcm", ".dcm"]
+    decoded, _ = api.decompress(mlc)
+    for f, plane in zip(files, decoded):
+        ds = pydicom.dcmread(f)
+        assert ds.LossyImageCompression == "01" and ds.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+        np.testing.assert_array_equal(ds.pixel_array, plane)
+    assert _records(tmp_path / "back" / convert.MANIFEST_NAME)[-1]["status"] == "ok"
+    assert not (tmp_path / "back" / convert.PARTIAL_DIR).exists()

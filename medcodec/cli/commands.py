@@ -94,7 +94,8 @@ def _dicom_options(args):
 
 def _decode_dicom(args, total: int) -> int:
     from .. import api
-    from ..format import lossy_flags, read_image_metadata
+    from ..format import read_image_metadata
+    from ..io import lossy_flags
 
     update, close = _progress(total, args.quiet, "decode")
     try:

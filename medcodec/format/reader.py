@@ -12,7 +12,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import ContainerError, ReadError, TruncatedFileError, UnsupportedVersionError
-from . import lossy_flags
+from ..io import lossy_flags
 from .header import Header, decode_header, decode_meta, validate_header
 from .layers import TileMap, valid_wavelet_step
 from .spec import (CHUNK, CODE_PREFIX, CRC, END_CHUNK, GRID_FIELDS, INDEX_ENTRY, PREAMBLE_SIZE,
@@ -270,7 +270,7 @@ def _bytes_per_sample(h: Header) -> int:
 
 def read_image_metadata(path, iterations: int | None = None) -> dict[str, str]:
     """The metadata of the image decoded from ``path`` (its first ``iterations``), as it leaves
-    medcodec: the stored metadata with the lossy-compression attributes (:mod:`.lossy_flags`)."""
+    medcodec: the stored metadata with the lossy-compression attributes (:mod:`medcodec.io.lossy_flags`)."""
     with Reader(path) as r:
         return r.image_metadata(iterations)
 

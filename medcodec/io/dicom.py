@@ -7,7 +7,7 @@ is made anew: SOP Instance UIDs, a new Series Instance UID, Instance Number, Ima
 Orientation (from the volume geometry), the Image Pixel module (pixel representation and
 bits from the values) and Rescale Intercept/Slope (stored values are the decoded ones, or
 shifted by an integer intercept when they need it). Lossy images get ``ImageType``
-DERIVED\\SECONDARY and (0028,2110)/(0028,2112)/(0028,2114) from :mod:`medcodec.format.lossy_flags`.
+DERIVED\\SECONDARY and (0028,2110)/(0028,2112)/(0028,2114) from :mod:`.lossy_flags`.
 
 The series is written into a hidden temporary folder beside the target and renamed onto it,
 so a failure never leaves a partial series. Needs pydicom; the JPEG-LS and JPEG 2000
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, UnsupportedPixelTypeError, WriteError
-from ..format import lossy_flags
+from . import lossy_flags
 from .images import Geometry
 
 # --transfer-syntax choice -> (pydicom UID name, what to install if its encoder is missing)

@@ -11,8 +11,9 @@ import pydicom
 import SimpleITK as sitk
 
 from medcodec import api
-from medcodec.format import lossy_flags, read_image_metadata
-from medcodec.format.lossy_flags import LOSSY, METHOD, RATIO
+from medcodec.format import read_image_metadata
+from medcodec.io import lossy_flags
+from medcodec.io.lossy_flags import LOSSY, METHOD, RATIO
 
 
 def test_lossless_source_and_lossless_file_say_00():
