@@ -1,5 +1,5 @@
-"""The commands behind ``medcodec encode | decode | info | convert | demo | train | export |
-fetch-data``: each turns parsed arguments into one library call and prints the result
+"""The commands behind ``medcodec encode | decode | info | convert | report | demo | train |
+export | fetch-data``: each turns parsed arguments into one library call and prints the result
 (results on stdout, progress bars on stderr)."""
 
 from __future__ import annotations
@@ -143,6 +143,13 @@ def cmd_convert(args) -> int:
     if args.plot:
         print(f"plot: {convert.write_plot(summary, args.plot)}")
     return summary.exit_code
+
+
+def cmd_report(args) -> int:
+    from ..review_report import write_report
+
+    print(f"report: {write_report(args.original, args.decoded, args.output, args.slice, args.force)}")
+    return 0
 
 
 def cmd_demo(args) -> int:

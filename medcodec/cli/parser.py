@@ -8,7 +8,7 @@ import argparse
 from ..options import BOUNDED_ERROR_BASE_ITERATIONS, DEFAULT_BACKGROUND_WEIGHT, DEFAULT_ITERATIONS
 from ..pipeline.precision import PRECISIONS
 from .commands import (cmd_convert, cmd_decode, cmd_demo, cmd_encode, cmd_export, cmd_fetch, cmd_info,
-                       cmd_train)
+                       cmd_report, cmd_train)
 
 EPILOG = """examples:
   medcodec encode ct.nii.gz ct.mlc --iterations 8     # ~0.9 bpp with the shipped model
@@ -20,7 +20,9 @@ EPILOG = """examples:
   medcodec decode ct.mlc ct_restored.nrrd             # all stored iterations
   medcodec decode ct.mlc preview.nii.gz --iterations 2  # progressive: reads less
   medcodec info ct.mlc --json
+  medcodec decode ct.mlc ct_dicom/ -q                 # a DICOM series, lossy flags set
   medcodec convert archive/ compressed/ -k 8           # a whole tree, in parallel (Dask)
+  medcodec report ct.nii.gz ct.mlc -o review.html     # original / decoded / difference, vs JPEG 2000
   medcodec demo                                       # round trip of a bundled real MR volume
 """
 
@@ -203,6 +205,21 @@ def _add_convert(sub) -> None:
     c.set_defaults(func=cmd_convert)
 
 
+def _add_report(sub) -> None:
+    r = sub.add_parser("report", help="an HTML page for a reviewer: original, decoded, difference, RD point",
+                       description="Write one self-contained HTML page comparing a decoded image with its "
+                                   "original: one slice of each and their difference in a window fit for the "
+                                   "modality, PSNR / max error / bpp, the DICOM lossy-compression attributes, "
+                                   "and the rate-distortion point against JPEG 2000 at the same rate "
+                                   "(needs imagecodecs; every slice coded alone, as in DICOM).")
+    r.add_argument("original", help="the original image file or DICOM series folder")
+    r.add_argument("decoded", help="its .mlc file (decoded here; gives the rate) or an image decoded from it")
+    r.add_argument("-o", "--output", required=True, help="report file (.html)")
+    r.add_argument("--slice", type=_non_negative_int, help="slice to show (default: the middle one)")
+    r.add_argument("--force", "-f", action="store_true", help="replace an existing report")
+    r.set_defaults(func=cmd_report)
+
+
 def _add_demo(sub) -> None:
     m = sub.add_parser("demo", help="compress and restore a bundled real MR volume",
                        description="Round trip of a real MR head volume shipped with medcodec: "
@@ -267,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for add in (_add_encode, _add_decode, _add_info, _add_convert, _add_demo, _add_train, _add_export, _add_fetch):
+    for add in (_add_encode, _add_decode, _add_info, _add_convert, _add_report, _add_demo, _add_train, _add_export, _add_fetch):
         add(sub)
     for command in sub.choices.values():  # global options also after the subcommand
         command.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
