@@ -57,7 +57,11 @@ def test_geometry_and_metadata_are_kept_exactly(tmp_path, tiny_model_id, rng):
     assert image.GetSpacing() == g.spacing
     assert image.GetOrigin() == g.origin
     assert image.GetDirection() == g.direction
-    assert {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()} == meta
+    read_back = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
+    assert {k: read_back.pop(k) for k in meta} == meta
+    # what is added says the image is lossy (DICOM PS3.3 C.7.6.1.1.5), nothing else
+    assert set(read_back) == {"0028|2110", "0028|2112", "0028|2114", "ITK_FileNotes"}
+    assert read_back["0028|2110"] == "01"
     assert image.GetPixelIDTypeAsString() == "16-bit signed integer"
 
 
