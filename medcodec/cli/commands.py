@@ -89,7 +89,8 @@ def cmd_decode(args) -> int:
 def _dicom_options(args):
     from ..io.dicom import DicomOptions
 
-    return DicomOptions(transfer_syntax=args.transfer_syntax, keep_tags=not args.no_dicom_tags)
+    return DicomOptions(transfer_syntax=args.transfer_syntax, keep_tags=not args.no_dicom_tags,
+                        multiframe=args.multiframe)
 
 
 def _decode_dicom(args, total: int) -> int:

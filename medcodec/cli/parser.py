@@ -60,6 +60,8 @@ def _add_dicom_output(p) -> None:
     g.add_argument("--transfer-syntax", choices=tuple(TRANSFER_SYNTAXES), default="explicit",
                    help="explicit (default: Explicit VR Little Endian, uncompressed), or lossless "
                         "compressed: rle, jpeg-ls, j2k (the last two need medcodec[dicom])")
+    g.add_argument("--multiframe", action="store_true",
+                   help="one multi-frame file (Legacy Converted Enhanced CT/MR) instead of one file per slice")
     g.add_argument("--no-dicom-tags", action="store_true",
                    help="write only the attributes the DICOM IOD needs, not the source's other tags")
 

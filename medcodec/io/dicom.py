@@ -47,11 +47,14 @@ _FLOAT_VRS = {"FL", "FD"}
 
 @dataclasses.dataclass(frozen=True)
 class DicomOptions:
-    """How a DICOM series is written: the transfer syntax (a key of ``TRANSFER_SYNTAXES``)
-    and whether the source's tags are kept (else only what the IOD needs is written)."""
+    """How a DICOM series is written: the transfer syntax (a key of ``TRANSFER_SYNTAXES``),
+    whether the source's tags are kept (else only what the IOD needs is written), and one
+    multi-frame file (Legacy Converted Enhanced CT/MR, :mod:`.dicom_enhanced`) instead of
+    one file per slice."""
 
     transfer_syntax: str = "explicit"
     keep_tags: bool = True
+    multiframe: bool = False
 
     def __post_init__(self):
         if self.transfer_syntax not in TRANSFER_SYNTAXES:
@@ -237,7 +240,8 @@ def check_target(folder: str | os.PathLike, overwrite: bool = False) -> Path:
 
 def write_series(array: np.ndarray, geometry: Geometry, metadata: dict[str, str], folder: str | os.PathLike,
                  options: DicomOptions = DicomOptions(), overwrite: bool = False) -> list[Path]:
-    """Write a 2D (Y, X) or 3D (Z, Y, X) image as one DICOM file per slice in ``folder``.
+    """Write a 2D (Y, X) or 3D (Z, Y, X) image as one DICOM file per slice in ``folder`` (or one
+    multi-frame file, ``options.multiframe``).
 
     ``metadata`` is the decoded image's (:func:`medcodec.format.read_image_metadata`: the
     source's tags and the lossy-compression attributes). ``folder`` must be new, empty, or
@@ -266,31 +270,31 @@ def write_series(array: np.ndarray, geometry: Geometry, metadata: dict[str, str]
     base.PixelSpacing = [_ds(spacing[1]), _ds(spacing[0])]
     if "SliceThickness" not in base and len(geometry.spacing) == 3:
         base.SliceThickness = _ds(spacing[2])
+    positions = [[_ds(v) for v in origin + z * spacing[2] * d[:, 2]] for z in range(len(stored))]
+    base.InstanceCreationDate, base.InstanceCreationTime = _now()
+    if options.multiframe:
+        from .dicom_enhanced import enhanced_dataset
+
+        instances = [(enhanced_dataset(base, len(stored), positions, _ds(spacing[2]), lossy), stored)]
+    else:
+        instances = (_classic_slice(base, z, position, plane)
+                     for z, (position, plane) in enumerate(zip(positions, stored)))
     width = max(5, len(str(len(stored))))
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}-{os.urandom(3).hex()}.part")
     tmp.mkdir()
     names = []
     try:
-        for z, plane in enumerate(stored):
-            ds = copy.deepcopy(base)
-            sop = generate_uid()
-            ds.SOPInstanceUID = sop
-            ds.InstanceNumber = z + 1
-            ds.InstanceCreationDate, ds.InstanceCreationTime = _now()
-            ds.ImagePositionPatient = [_ds(v) for v in origin + z * spacing[2] * d[:, 2]]
-            meta = pydicom.dataset.FileMetaDataset()
-            meta.MediaStorageSOPClassUID = ds.SOPClassUID
-            meta.MediaStorageSOPInstanceUID = sop
-            meta.ImplementationClassUID = IMPLEMENTATION_UID
-            meta.ImplementationVersionName = "MEDCODEC"
-            meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-            ds.file_meta = meta
-            plane = np.ascontiguousarray(plane)
-            ds.PixelData = plane.tobytes()
-            ds["PixelData"].VR = "OB" if plane.itemsize == 1 else "OW"
-            if syntax != pydicom.uid.ExplicitVRLittleEndian:
-                _compress(ds, syntax, plane, options.transfer_syntax, needs)
-            name = f"IM{z + 1:0{width}d}.dcm"
+        for number, (ds, pixels) in enumerate(instances, start=1):
+            ds.SOPInstanceUID = generate_uid()
+            ds.InstanceNumber = number
+            ds.file_meta = _file_meta(ds)
+            pixels = np.ascontiguousarray(pixels)
+            ds.PixelData = pixels.tobytes()
+            ds["PixelData"].VR = "OB" if pixels.itemsize == 1 else "OW"
+            if syntax != pydicom.uid.ExplicitVRLittleEndian:  # one frame: pydicom wants (rows, columns)
+                _compress(ds, syntax, pixels.reshape(pixels.shape[-2:]) if pixels.size == ds.Rows * ds.Columns
+                          else pixels, options.transfer_syntax, needs)
+            name = f"IM{number:0{width}d}.dcm"
             ds.save_as(tmp / name, enforce_file_format=True)
             names.append(name)
         place_series(tmp, folder, overwrite)
@@ -298,6 +302,24 @@ def write_series(array: np.ndarray, geometry: Geometry, metadata: dict[str, str]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [folder / n for n in names]
+
+
+def _classic_slice(base, z: int, position: list[str], plane: np.ndarray):
+    """(dataset, pixels) of slice ``z`` of a one-file-per-slice series."""
+    ds = copy.deepcopy(base)
+    ds.ImagePositionPatient = position
+    return ds, plane
+
+
+def _file_meta(ds):
+    pydicom = _pydicom()
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "MEDCODEC"
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    return meta
 
 
 def _compress(ds, syntax, plane: np.ndarray, choice: str, needs: str) -> None:

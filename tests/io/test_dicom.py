@@ -174,3 +174,32 @@ def test_images_dicom_cannot_hold_are_refused_clearly(tmp_path):
     wide = np.array([[-40000, -30000], [0, 20000]], np.int32)
     ds = pydicom.dcmread(write_series(wide, geometry, {}, tmp_path / "i")[0])
     np.testing.assert_array_equal(ds.pixel_array.astype(np.int64) + int(ds.RescaleIntercept), wide)
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "j2k"])
+def test_multiframe_legacy_converted_enhanced(tmp_path, mr_series_dir, mr_lossy, tiny_model_id, syntax):
+    files = api.decode_to_dicom(mr_lossy, tmp_path / "mf", DicomOptions(syntax, multiframe=True))
+    assert len(files) == 1
+    ds = pydicom.dcmread(files[0])
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.4"  # Legacy Converted Enhanced MR Image
+    assert ds.NumberOfFrames == 2 and ds.LossyImageCompression == "01" and ds.ImageType[0] == "DERIVED"
+    decoded, _ = api.decompress(mr_lossy)
+    np.testing.assert_array_equal(ds.pixel_array, decoded)
+    reference, gdcm = api.read(mr_lossy), sitk.ReadImage(str(files[0]))  # GDCM reads the functional groups
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(gdcm), decoded)
+    for get in ("GetOrigin", "GetSpacing", "GetDirection"):
+        np.testing.assert_allclose(getattr(gdcm, get)(), getattr(reference, get)(), atol=1e-4)
+    for z, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        np.testing.assert_allclose([float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient],
+                                   reference.TransformIndexToPhysicalPoint((0, 0, z)), atol=1e-4)
+    if DCIODVFY:
+        before = set().union(*(_errors(f) for f in mr_series_dir.iterdir()))
+        assert _errors(files[0]) <= before
+
+
+def test_multiframe_needs_ct_or_mr(tmp_path, tiny_model_id):
+    mlc = tmp_path / "v.mlc"
+    api.compress(np.zeros((2, 16, 16), np.int16), mlc, iterations=1, model_id=tiny_model_id)
+    with pytest.raises(MedcodecError, match="CT and MR"):
+        api.decode_to_dicom(mlc, tmp_path / "out", DicomOptions(multiframe=True))
+    assert not (tmp_path / "out").exists()
