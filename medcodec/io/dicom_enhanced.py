@@ -16,7 +16,7 @@ from ..errors import InputError
 LEGACY_ENHANCED = {"CT": "1.2.840.10008.5.1.4.1.1.2.2", "MR": "1.2.840.10008.5.1.4.1.1.4.4"}
 _FRAME_TYPE_SEQUENCE = {"CT": "CTImageFrameTypeSequence", "MR": "MRImageFrameTypeSequence"}
 # per-file attributes of a classic image that the functional groups hold instead
-_MOVED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+_MOVED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "SpacingBetweenSlices",
           "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope", "RescaleType",
           "SliceLocation", "PixelAspectRatio")
 
@@ -33,7 +33,7 @@ def _item(**attributes):
 def enhanced_dataset(base, frames: int, positions: list[list[str]], thickness: str, lossy: bool):
     """The multi-frame dataset (pixel data aside) built from ``base``, a classic slice's
     attributes (:func:`medcodec.io.dicom.write_series`), for ``frames`` frames at ``positions``
-    (Image Position (Patient) strings per frame). InputError for modalities without a legacy
+    (Image Position (Patient) strings per frame), ``thickness`` the grid's z spacing (DS). InputError for modalities without a legacy
     converted enhanced IOD."""
     import copy
 
@@ -65,8 +65,9 @@ def enhanced_dataset(base, frames: int, positions: list[list[str]], thickness: s
     frame_type = _item(FrameType=list(ds.ImageType), **described)
     if modality == "MR":
         frame_type.ComplexImageComponent, frame_type.AcquisitionContrast = "MAGNITUDE", "UNKNOWN"
-    shared = _item(PixelMeasuresSequence=Sequence([_item(PixelSpacing=moved["PixelSpacing"],
-                                                         SliceThickness=moved.get("SliceThickness") or thickness)]),
+    measures = _item(PixelSpacing=moved["PixelSpacing"], SliceThickness=moved.get("SliceThickness") or thickness,
+                     SpacingBetweenSlices=thickness)  # the grid's z spacing (one frame has no second position)
+    shared = _item(PixelMeasuresSequence=Sequence([measures]),
                    PlaneOrientationSequence=Sequence([_item(ImageOrientationPatient=moved["ImageOrientationPatient"])]),
                    UnassignedSharedConvertedAttributesSequence=Sequence([_item()]))
     setattr(shared, _FRAME_TYPE_SEQUENCE[modality], Sequence([frame_type]))
