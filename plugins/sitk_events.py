@@ -3,12 +3,17 @@
 SimpleITK fires Start, Progress and End events from its compiled ITK pipeline, which a
 ``.mlc`` read or write bypasses. The hook's classes therefore remember every command added
 (and still register it with SimpleITK, so other files and the Delete event work as before)
-and fire Start, Progress (0 .. 1, readable with ``GetProgress()``), End and Any themselves.
+and fire Start, Progress (0 .. 1, readable with ``GetProgress()``), End, Delete (SimpleITK
+fires it when the ITK filter made for one Execute goes away) and Any themselves.
+Commands are remembered weakly (SimpleITK's own registration keeps them alive), so a
+command that refers back to its reader does not keep the reader from being deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import weakref
 
 
 class EventsMixin:
@@ -23,7 +28,7 @@ class EventsMixin:
 
     def AddCommand(self, event, command):
         result = super().AddCommand(event, command)
-        self._mlc_commands.append((event, command))
+        self._mlc_commands.append((event, _weak(command)))
         return result
 
     def RemoveAllCommands(self):
@@ -34,8 +39,9 @@ class EventsMixin:
         return super().GetProgress() if self._mlc_progress is None else self._mlc_progress
 
     def _mlc_fire(self, event) -> None:
-        for wanted, command in list(self._mlc_commands):
-            if wanted in (event, self._sitk.sitkAnyEvent):
+        for wanted, ref in list(self._mlc_commands):
+            command = ref()
+            if command is not None and wanted in (event, self._sitk.sitkAnyEvent):
                 command.Execute() if hasattr(command, "Execute") else command()
 
     def _native(self) -> None:
@@ -44,8 +50,8 @@ class EventsMixin:
 
     @contextlib.contextmanager
     def _mlc_events(self):
-        """Start and Progress(0) now, End (after Progress(1)) if the block succeeds; yields
-        ``report(fraction)`` for the progress in between."""
+        """Start and Progress(0) now, End (after Progress(1)) if the block succeeds, Delete
+        in any case; yields ``report(fraction)`` for the progress in between."""
         sitk = self._sitk
 
         def report(fraction: float) -> None:
@@ -55,8 +61,19 @@ class EventsMixin:
 
         self._mlc_progress = 0.0
         self._mlc_fire(sitk.sitkStartEvent)
-        report(0.0)
-        yield report
-        if self._mlc_progress < 1.0:
-            report(1.0)
-        self._mlc_fire(sitk.sitkEndEvent)
+        try:
+            report(0.0)
+            yield report
+            if self._mlc_progress < 1.0:
+                report(1.0)
+            self._mlc_fire(sitk.sitkEndEvent)
+        finally:
+            self._mlc_fire(sitk.sitkDeleteEvent)
+
+
+def _weak(command):
+    """A weak reference to ``command`` (a strong one where Python allows no weak one)."""
+    try:
+        return weakref.WeakMethod(command) if inspect.ismethod(command) else weakref.ref(command)
+    except TypeError:
+        return lambda: command
