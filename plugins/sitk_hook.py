@@ -444,9 +444,7 @@ class _SeriesWriterMixin(_IOMixin):
         level = args[2] if len(args) > 2 else self.GetCompressionLevel()
         options = write_options(self.GetCompressor(), level)
         with self._mlc_events() as report:
-            for i, (piece, name) in enumerate(zip(sitk_series.series_slices(image), names)):
-                write_mlc(piece, name, options)
-                report((i + 1) / len(names))
+            write_series(sitk_series.series_slices(image), names, options, report)
 
 
 def _build_classes(sitk, *bases):
@@ -459,6 +457,28 @@ def _build_classes(sitk, *bases):
         cls.__qualname__ = base.__name__
         classes.append(cls)
     return tuple(classes)
+
+
+def write_series(pieces, names, options=None, report=None) -> None:
+    """Encode each piece to its name, all or nothing: every file is coded to a temporary
+    beside its name first, and named only once all are done."""
+    from pathlib import Path
+
+    from medcodec.io.atomic import check_output, move_into_place, temporary_sibling
+
+    done = []
+    try:
+        for i, (piece, name) in enumerate(zip(pieces, names)):
+            tmp = temporary_sibling(check_output(name, overwrite=True))
+            done.append((tmp, name))
+            write_mlc(piece, tmp, options)
+            if report:
+                report((i + 1) / len(names))
+        for tmp, name in done:
+            move_into_place(tmp, name, overwrite=True)
+    finally:
+        for tmp, _ in done:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def write_mlc(image, path, options=None, report=None) -> None:

@@ -400,3 +400,13 @@ def test_series_writer_events(sitk, tmp_path, ext):
     writer.Execute(sitk.Image([10, 10, 3], sitk.sitkUInt8))
     assert [counters[n].count for n in ("Start", "End", "Abort")] == [1, 1, 0]
     assert writer.GetProgress() == 1.0
+
+
+def test_series_writer_is_all_or_nothing(sitk, tmp_path):
+    """A series write that fails on one slice names no file and keeps the old ones intact."""
+    old = write(sitk, mr_volume(sitk, (16, 16, 1)), tmp_path / "s0.mlc")
+    before = open(old, "rb").read()
+    names = [old, str(tmp_path / "s1.mlc"), str(tmp_path / "missing" / "s2.mlc")]
+    with pytest.raises(MedcodecError, match="does not exist"):
+        sitk.WriteImage(mr_volume(sitk, (16, 16, 3)), names)
+    assert sorted(os.listdir(tmp_path)) == ["s0.mlc"] and open(old, "rb").read() == before
