@@ -496,3 +496,11 @@ def test_vector_image(sitk, tmp_path, ext):
         with pytest.raises(MedcodecError, match="scalar grayscale"):
             sitk.WriteImage(vec, path)
         assert not os.path.exists(path)
+
+
+def test_probe_magic_is_the_format_magic():
+    """The hook probes files with its own copy of the magic bytes (no imports): the same."""
+    from medcodec.format.spec import MAGIC
+    from medcodec_plugins import sitk_hook
+
+    assert sitk_hook._MAGIC == MAGIC
