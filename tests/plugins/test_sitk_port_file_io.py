@@ -504,3 +504,22 @@ def test_probe_magic_is_the_format_magic():
     from medcodec_plugins import sitk_hook
 
     assert sitk_hook._MAGIC == MAGIC
+
+
+# --- ConcurrentImageRead.py --------------------------------------------------------------
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_threaded_read(sitk, tmp_path, ext):
+    """ConcurrentImageRead.py test_threaded_read_*: files read by a thread pool join into
+    the same volume as the images written (UInt32 Gaussian blobs; fewer, smaller files)."""
+    from multiprocessing.pool import ThreadPool
+
+    images, files = [], []
+    for i in range(6):
+        images.append(sitk.GaussianSource(sitk.sitkUInt32, [48, 48], mean=[256 * (i + 1)] * 2))
+        files.append(write(sitk, images[-1], tmp_path / f"g_{i}.{ext}"))
+    files *= 4
+    with ThreadPool(4) as pool:
+        img = sitk.JoinSeries(pool.map(sitk.ReadImage, files))
+    assert img.GetSize()[2] == len(files)
+    assert sitk.Hash(img) == sitk.Hash(sitk.JoinSeries(images * 4))
