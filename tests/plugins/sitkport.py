@@ -17,16 +17,22 @@ FORMATS = ("mha", "mlc")
 
 @pytest.fixture
 def sitk(tiny_checkpoints, monkeypatch):
-    """SimpleITK with the ``.mlc`` hook and the tiny model (2 iterations by default)."""
+    """SimpleITK with the ``.mlc`` hook and the tiny model (2 iterations by default). The C
+    locale is restored afterwards: SimpleITK's own DICOM writer (GDCM) sets it to "C", which
+    would make later ``subprocess.run(text=True)`` calls in this process decode ASCII."""
+    import locale
+
     monkeypatch.setenv("MEDCODEC_CHECKPOINTS", str(tiny_checkpoints))
     monkeypatch.setenv("MEDCODEC_ITERATIONS", "2")
     import SimpleITK
 
     from medcodec_plugins import sitk_hook
 
+    saved = locale.setlocale(locale.LC_ALL)
     sitk_hook.install(SimpleITK)
     assert sitk_hook.is_installed(SimpleITK)
-    return SimpleITK
+    yield SimpleITK
+    locale.setlocale(locale.LC_ALL, saved)
 
 
 def mr_volume(sitk, size=(40, 32, 6), start=(40, 50, 20)):
