@@ -1,23 +1,28 @@
 """``.mlc`` files inside SimpleITK: ReadImage, WriteImage and the reader/writer classes.
 
 SimpleITK's readers are compiled ITK ImageIO classes and cannot be extended from Python, so
-this hook subclasses ``ImageFileReader``, ``ImageFileWriter`` and ``ImageSeriesReader`` and
-puts the subclasses in the ``SimpleITK`` (and ``SimpleITK.extra``) namespace. SimpleITK's
-own ``ReadImage``/``WriteImage`` build those classes by name, so they dispatch too. Every
-file that does not end in ``.mlc`` goes to SimpleITK untouched.
+this hook subclasses ``ImageFileReader``, ``ImageFileWriter``, ``ImageSeriesReader`` and
+``ImageSeriesWriter`` and puts the subclasses in the ``SimpleITK`` (and ``SimpleITK.extra``)
+namespace. SimpleITK's own ``ReadImage``/``WriteImage`` build those classes by name, so they
+dispatch too. A file is ``.mlc`` when its name ends so, when it starts with the ``.mlc``
+magic bytes, or when ``imageIO="MedcodecImageIO"`` is given; every other file, and every
+call naming another ImageIO, goes to SimpleITK untouched (a wrong ImageIO raises there).
 
 Rate or quality when writing, from ``compressor`` (comma-separated, optionally prefixed
 ``medcodec:``): ``iterations=K``, ``bpp=B``, ``ratio=R``, ``psnr=DB``, ``max_error=E`` (with
 ``iterations=K`` for its base), ``lossless``; with bpp/ratio/psnr also ``roi=auto`` (body
 mask gets the target, background less), ``background_weight=W``, ``uniform`` (no
-adaptive tiles) and ``no_wavelet`` (no wavelet layer). Without a rate or quality option the iteration
-count is ``compressionLevel=K`` (1..model maximum), the environment variable
-``MEDCODEC_ITERATIONS``, then the default (:mod:`medcodec.options`; a bounded-error write
-takes its base from ``iterations=K`` or ``compressionLevel`` only). Errors are :class:`MedcodecSitkError`, a ``RuntimeError``
-as SimpleITK users expect (and a ``MedcodecError``).
+adaptive tiles) and ``no_wavelet`` (no wavelet layer). Another format's compressor name
+(``gzip``, ``DEFLATE``, ...) is tolerated: the default coding is used, and a name no ITK
+format knows warns, as ITK does. Without a rate or quality option the iteration count is
+``compressionLevel=K``, clamped to 1..model maximum as ITK clamps levels, then the environment
+variable ``MEDCODEC_ITERATIONS``, then the default (:mod:`medcodec.options`; a bounded-error
+write takes its base from ``iterations=K`` or ``compressionLevel`` only). ``useCompression``
+is ignored (``.mlc`` is always compressed). Errors are :class:`MedcodecSitkError`, a
+``RuntimeError`` as SimpleITK users expect (and a ``MedcodecError``).
 
 JAX is imported only when pixels are decoded or encoded; ``ReadImageInformation`` reads the
-header alone.
+header alone, afresh each time.
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ import os
 
 from medcodec.errors import MedcodecError
 
+from .sitk_events import EventsMixin
+from .sitk_options import ITK_COMPRESSORS, ForeignCompressorWarning  # noqa: F401  (public here too)
+from . import sitk_options
+
 IMAGE_IO = "MedcodecImageIO"
-_PATCHED = ("ImageFileReader", "ImageFileWriter", "ImageSeriesReader")
+_PATCHED = ("ImageFileReader", "ImageFileWriter", "ImageSeriesReader", "ImageSeriesWriter")
+_MAGIC = b"\x89MLC\r\n\x1a\n"  # medcodec.format.spec.MAGIC, kept here so probing imports nothing
 _PIXEL_IDS = {"uint8": "sitkUInt8", "int8": "sitkInt8", "uint16": "sitkUInt16", "int16": "sitkInt16",
               "uint32": "sitkUInt32", "int32": "sitkInt32", "float32": "sitkFloat32",
               "float64": "sitkFloat64"}
@@ -40,9 +50,19 @@ class MedcodecSitkError(MedcodecError, RuntimeError):
 
 
 def is_mlc(name) -> bool:
+    """Whether ``name`` ends in ``.mlc``."""
     try:
         return os.fspath(name).lower().endswith(".mlc")
     except TypeError:
+        return False
+
+
+def has_mlc_magic(name) -> bool:
+    """Whether the file ``name`` exists and starts with the ``.mlc`` magic bytes."""
+    try:
+        with open(name, "rb") as f:
+            return f.read(len(_MAGIC)) == _MAGIC
+    except (OSError, TypeError, ValueError):
         return False
 
 
@@ -61,50 +81,13 @@ def _sitk_errors(fn):
     return wrapper
 
 
-_NUMBER_OPTIONS = {"iterations": int, "k": int, "max_error": int, "bpp": float, "ratio": float,
-                   "psnr": float, "background_weight": float}
-_FLAG_OPTIONS = {"lossless": ("max_error", 0), "uniform": ("adaptive", False), "no_wavelet": ("wavelet", False)}
-
-
-def _parse_compressor(compressor: str) -> dict:
-    """The options named in SimpleITK's ``compressor`` string (see the module docstring)."""
-    opts: dict = {}
-    text = (compressor or "").strip().lower().replace("medcodec:", "")
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, _, value = (x.strip() for x in part.partition("="))
-        if key in _FLAG_OPTIONS and not value:
-            field, setting = _FLAG_OPTIONS[key]
-            opts[field] = setting
-        elif key == "roi" and value == "auto":
-            opts["roi"] = "auto"
-        elif key in _NUMBER_OPTIONS and value:
-            try:
-                opts["iterations" if key == "k" else key] = _NUMBER_OPTIONS[key](value)
-            except ValueError:
-                raise MedcodecSitkError(f"compressor option {part!r}: {key} must be a number")
-        else:
-            raise MedcodecSitkError(f"unknown compressor option {part!r}; use iterations=K, bpp=B, "
-                                    "ratio=R, psnr=DB, max_error=E or lossless (with a target also "
-                                    "roi=auto, background_weight=W, uniform, no_wavelet)")
-    return opts
-
-
 def write_options(compressor: str = "", level: int = -1):
     """The :class:`medcodec.options.EncodeOptions` of a ``.mlc`` write from SimpleITK's
-    compression options: ``compressor`` first, then ``compressionLevel`` as the iteration
-    count, then (lossy writes) ``$MEDCODEC_ITERATIONS``, then the defaults."""
-    from medcodec.options import EncodeOptions, TARGETS, iterations_from_environment
-
-    opts = _parse_compressor(compressor)
-    if "iterations" not in opts and not set(TARGETS) & set(opts):
-        if level is not None and level > 0:
-            opts["iterations"] = int(level)
-        elif "max_error" not in opts:  # a bounded-error base has its own default
-            opts["iterations"] = iterations_from_environment()
+    compression options (:func:`medcodec_plugins.sitk_options.write_options`)."""
     try:
-        return EncodeOptions(**opts)
+        return sitk_options.write_options(compressor, level)
     except MedcodecError as e:
-        raise MedcodecSitkError(f"compressor {compressor!r}: {e}") from e
+        raise MedcodecSitkError(str(e)) from e
 
 
 def _physical_point(header, index) -> tuple[float, ...]:
@@ -114,15 +97,29 @@ def _physical_point(header, index) -> tuple[float, ...]:
     return tuple(header.origin[i] + sum(d[i][j] * scaled[j] for j in range(n)) for i in range(n))
 
 
-def read_region(sitk, path, extract_size=(), extract_index=()):
-    """Decode a ``.mlc`` file (or only the slices an ITK extract region needs) to an image."""
+def _slice_progress(report, total: int):
+    """An api progress callback (slices done) reporting fractions to ``report``."""
+    if report is None:
+        return None
+    done = [0.0]
+
+    def progress(n):
+        done[0] += n
+        report(done[0] / max(total, 1))
+
+    return progress
+
+
+def read_region(sitk, path, extract_size=(), extract_index=(), header=None, report=None):
+    """Decode a ``.mlc`` file (or only the slices an ITK extract region needs) to an image
+    with the file's metadata; ``report(fraction)`` gets the progress."""
     from medcodec import api
     from medcodec.format import read_header
     from medcodec.io.images import Geometry, to_sitk
 
+    h = header or read_header(path)
     if not extract_size:
-        return api.read(path)
-    h = read_header(path)
+        return api.read(path, progress=_slice_progress(report, h.image_slices))
     n = h.ndim
     if len(extract_size) != n or (extract_index and len(extract_index) != n):
         raise MedcodecSitkError(f"extract region must have {n} entries for this {n}-D image")
@@ -136,63 +133,87 @@ def read_region(sitk, path, extract_size=(), extract_index=()):
     zs = range(index[2], index[2] + span[2]) if n > 2 else range(1)
     ts = range(index[3], index[3] + span[3]) if n > 3 else range(1)
     wanted = [t * nz + z for t in ts for z in zs]
-    arr, _ = api.decode_slices(path, slices=wanted)
+    arr, _ = api.decode_slices(path, slices=wanted, progress=_slice_progress(report, len(wanted)))
     shape = ((len(ts),) if n > 3 else ()) + ((len(zs),) if n > 2 else ()) + (h.size[1], h.size[0])
     start = [0, 0] + index[2:]
     geom = Geometry(tuple(h.spacing), _physical_point(h, start), tuple(h.direction))
     sub = to_sitk(arr.reshape(shape), geom, h.metadata)
-    return sitk.Extract(sub, [int(s) for s in extract_size], [index[0], index[1]] + [0] * (n - 2))
+    out = sitk.Extract(sub, [int(s) for s in extract_size], [index[0], index[1]] + [0] * (n - 2))
+    for k, v in h.metadata.items():  # Extract drops the dictionary; ITK's reader keeps it
+        out.SetMetaData(k, v)
+    return out
 
 
-class _ReaderMixin:
-    """The ``.mlc`` half of ``sitk.ImageFileReader`` (header-only information too); every
-    other file goes to SimpleITK's own class (``super()``)."""
+class _IOMixin(EventsMixin):
+    """What the hook's four classes share: the ImageIO choice and its registry, events."""
 
-    _sitk = _base = None  # set on each built class
+    _base = None
 
     def __init__(self, *args):
         super().__init__(*args)
-        self._mlc_header = None
-        self._mlc_header_file = None
         self._mlc_forced = False
-
-    def _is_mlc(self) -> bool:
-        return self._mlc_forced or is_mlc(self.GetFileName())
-
-    @_sitk_errors
-    def _header(self):
-        from medcodec.format import read_header
-
-        name = self.GetFileName()
-        if self._mlc_header is None or self._mlc_header_file != name:
-            self._mlc_header = read_header(name)
-            self._mlc_header_file = name
-        return self._mlc_header
-
-    def _mlc_or(self, facts, fallback: str, *args):
-        """``facts(header)`` for a ``.mlc`` file, else SimpleITK's ``fallback`` method."""
-        return facts(self._header()) if self._is_mlc() else getattr(super(), fallback)(*args)
 
     def SetImageIO(self, imageio):
         self._mlc_forced = imageio == IMAGE_IO
-        if not self._mlc_forced:
-            super().SetImageIO(imageio)
+        super().SetImageIO("" if self._mlc_forced else imageio)
 
     def GetImageIO(self):
-        return IMAGE_IO if self._is_mlc() else super().GetImageIO()
-
-    @classmethod
-    def GetImageIOFromFileName(cls, fileName):
-        return IMAGE_IO if is_mlc(fileName) else cls._base.GetImageIOFromFileName(fileName)
+        return IMAGE_IO if self._mlc_forced else super().GetImageIO()
 
     def GetRegisteredImageIOs(self):
         return tuple(super().GetRegisteredImageIOs()) + (IMAGE_IO,)
 
-    def ReadImageInformation(self):
-        if not self._is_mlc():
-            return super().ReadImageInformation()
+    def _wants_mlc(self, name, probe: bool = True) -> bool:
+        """``imageIO="MedcodecImageIO"``, or no ImageIO named and a ``.mlc`` file (by name,
+        or by content when ``probe``)."""
+        if self._mlc_forced:
+            return True
+        if super().GetImageIO():
+            return False  # another ImageIO named: SimpleITK's own answer, errors included
+        return is_mlc(name) or (probe and has_mlc_magic(name))
+
+
+def _image_io_from_file_name(base, fileName) -> str:
+    if is_mlc(fileName):
+        return IMAGE_IO
+    return base.GetImageIOFromFileName(fileName) or (IMAGE_IO if has_mlc_magic(fileName) else "")
+
+
+class _ReaderMixin(_IOMixin):
+    """The ``.mlc`` half of ``sitk.ImageFileReader`` (header-only information too); every
+    other file goes to SimpleITK's own class (``super()``). Information getters answer from
+    the last ``ReadImageInformation``/``Execute``, as SimpleITK's do."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._mlc_header = None  # the last .mlc header read; None: SimpleITK's answers
+
+    @_sitk_errors
+    def _read_header(self):
+        from medcodec.format import read_header
+
         self._mlc_header = None
-        self._header()
+        self._mlc_header = read_header(self.GetFileName())
+        return self._mlc_header
+
+    def _mlc_or(self, facts, fallback: str, *args):
+        """``facts(header)`` after a ``.mlc`` read, else SimpleITK's ``fallback`` method."""
+        h = self._mlc_header
+        return facts(h) if h is not None else getattr(super(), fallback)(*args)
+
+    def GetImageIO(self):
+        io = super().GetImageIO()
+        return IMAGE_IO if not io and self._mlc_header is not None else io
+
+    @classmethod
+    def GetImageIOFromFileName(cls, fileName):
+        return _image_io_from_file_name(cls._base, fileName)
+
+    def ReadImageInformation(self):
+        if not self._wants_mlc(self.GetFileName()):
+            self._mlc_header = None
+            return super().ReadImageInformation()
+        self._read_header()
 
     def GetSize(self):
         return self._mlc_or(lambda h: tuple(h.size), "GetSize")
@@ -216,7 +237,7 @@ class _ReaderMixin:
         return self._mlc_or(lambda h: getattr(self._sitk, _PIXEL_IDS[h.pixel_type]), "GetPixelID")
 
     def GetPixelIDValue(self):
-        return self.GetPixelID() if self._is_mlc() else super().GetPixelIDValue()
+        return self._mlc_or(lambda h: getattr(self._sitk, _PIXEL_IDS[h.pixel_type]), "GetPixelIDValue")
 
     def GetMetaDataKeys(self):
         return self._mlc_or(lambda h: tuple(h.metadata), "GetMetaDataKeys")
@@ -225,56 +246,148 @@ class _ReaderMixin:
         return self._mlc_or(lambda h: key in h.metadata, "HasMetaDataKey", key)
 
     def GetMetaData(self, key):
-        if not self._is_mlc():
+        if self._mlc_header is None:
             return super().GetMetaData(key)
         try:
-            return self._header().metadata[key]
+            return self._mlc_header.metadata[key]
         except KeyError:
-            raise MedcodecSitkError(f"no metadata key {key!r} in {self.GetFileName()}")
+            raise MedcodecSitkError(f"no metadata key {key!r} in {self.GetFileName()}") from None
 
     @_sitk_errors
     def Execute(self):
-        if not self._is_mlc():
+        name = self.GetFileName()
+        if not self._wants_mlc(name):
+            self._mlc_header = None
+            self._native()
             return super().Execute()
         sitk = self._sitk
-        image = read_region(sitk, self.GetFileName(), tuple(self.GetExtractSize()), tuple(self.GetExtractIndex()))
-        if self.GetOutputPixelType() != sitk.sitkUnknown:
-            image = sitk.Cast(image, self.GetOutputPixelType())
+        with self._mlc_events() as report:
+            header = self._read_header()
+            image = read_region(sitk, name, tuple(self.GetExtractSize()), tuple(self.GetExtractIndex()),
+                                header, report)
+            if self.GetOutputPixelType() != sitk.sitkUnknown:
+                image = sitk.Cast(image, self.GetOutputPixelType())
         return image
 
 
-class _WriterMixin:
+class _WriterMixin(_IOMixin):
     """``sitk.ImageFileWriter`` that also writes ``.mlc`` (atomically)."""
-
-    _sitk = _base = None
 
     @_sitk_errors
     def Execute(self, image, *args):
         name = args[0] if args else self.GetFileName()
-        if not is_mlc(name):
+        if not self._wants_mlc(name, probe=False):
+            self._native()
             return super().Execute(image, *args)
         level = args[2] if len(args) > 2 else self.GetCompressionLevel()
-        write_mlc(image, name, write_options(self.GetCompressor(), level))
+        options = write_options(self.GetCompressor(), level)
+        with self._mlc_events() as report:
+            write_mlc(image, name, options, report)
 
 
-class _SeriesReaderMixin:
-    """``sitk.ImageSeriesReader`` that also stacks a list of ``.mlc`` files."""
+class _SeriesReaderMixin(_IOMixin):
+    """``sitk.ImageSeriesReader`` that also reads lists holding ``.mlc`` files, with ITK's
+    geometry rules (:mod:`medcodec_plugins.sitk_series`) and per-slice metadata."""
 
-    _sitk = _base = None
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._mlc_dicts = None  # after a .mlc read: per-slice metadata (list) or False (not kept)
+
+    @classmethod
+    def GetImageIOFromFileName(cls, fileName):
+        return _image_io_from_file_name(cls._base, fileName)
+
+    def _slice_dict(self, index):
+        if self._mlc_dicts is False:
+            raise MedcodecSitkError("no per-slice metadata: call MetaDataDictionaryArrayUpdateOn() "
+                                    "before Execute()")
+        if not 0 <= index < len(self._mlc_dicts):
+            raise MedcodecSitkError(f"slice {index} is out of range: the series has {len(self._mlc_dicts)} files")
+        return self._mlc_dicts[index]
+
+    def GetMetaDataKeys(self, index):
+        if self._mlc_dicts is None:
+            return super().GetMetaDataKeys(index)
+        return tuple(self._slice_dict(index))
+
+    def HasMetaDataKey(self, index, key):
+        if self._mlc_dicts is None:
+            return super().HasMetaDataKey(index, key)
+        return key in self._slice_dict(index)
+
+    def GetMetaData(self, index, key):
+        if self._mlc_dicts is None:
+            return super().GetMetaData(index, key)
+        try:
+            return self._slice_dict(index)[key]
+        except KeyError:
+            raise MedcodecSitkError(f"no metadata key {key!r} in slice {index}") from None
 
     @_sitk_errors
     def Execute(self):
+        from . import sitk_series
+
         names = list(self.GetFileNames())
-        if not names or not all(is_mlc(n) for n in names):
+        if not names or not any(self._wants_mlc(n) for n in names):
+            self._mlc_dicts = None
+            self._native()
             return super().Execute()
-        return read_series(self._sitk, names, self.GetOutputPixelType())
+        sitk = self._sitk
+        order = names[::-1] if self.GetReverseOrder() else names
+        images, dicts = [], []
+        with self._mlc_events() as report:
+            for i, name in enumerate(order):
+                reader = sitk.ImageFileReader()
+                reader.SetFileName(name)
+                reader.SetImageIO(self.GetImageIO())
+                image = reader.Execute()
+                images.append(image)
+                dicts.append({k: image.GetMetaData(k) for k in image.GetMetaDataKeys()})
+                report((i + 1) / len(order))
+            try:
+                out = sitk_series.stack_series(sitk, images, order, force_orthogonal=self.GetForceOrthogonalDirection(),
+                                               threshold=self.GetSpacingWarningRelThreshold())
+            except ValueError as e:
+                raise MedcodecSitkError(str(e)) from None
+            if self.GetOutputPixelType() != sitk.sitkUnknown:
+                out = sitk.Cast(out, self.GetOutputPixelType())
+        self._mlc_dicts = dicts if self.GetMetaDataDictionaryArrayUpdate() else False
+        return out
 
 
-def _build_classes(sitk, base_reader, base_writer, base_series):
+class _SeriesWriterMixin(_IOMixin):
+    """``sitk.ImageSeriesWriter`` (and ``sitk.WriteImage(image, [names])``) for ``.mlc``
+    names: each slice a one-slice 3-D file with its 3-D position (see
+    :mod:`medcodec_plugins.sitk_series`)."""
+
+    @_sitk_errors
+    def Execute(self, image, *args):
+        from . import sitk_series
+
+        names = list(args[0]) if args else list(self.GetFileNames())
+        wanted = [self._wants_mlc(n, probe=False) for n in names]
+        if not any(wanted):
+            self._native()
+            return super().Execute(image, *args)
+        if not all(wanted):
+            raise MedcodecSitkError("a series is written in one format: give only .mlc names (or none)")
+        if image.GetDimension() != 3:
+            raise MedcodecSitkError(f"ImageSeriesWriter writes a 3-D image as 2-D slices; this image is "
+                                    f"{image.GetDimension()}-D (as SimpleITK, which refuses it too)")
+        if len(names) != image.GetSize()[2]:
+            raise MedcodecSitkError(f"The number of filenames passed is {len(names)} but {image.GetSize()[2]} "
+                                    "were expected")
+        level = args[2] if len(args) > 2 else self.GetCompressionLevel()
+        options = write_options(self.GetCompressor(), level)
+        with self._mlc_events() as report:
+            write_series(sitk_series.series_slices(image), names, options, report)
+
+
+def _build_classes(sitk, *bases):
     """Subclasses of SimpleITK's reader/writer classes that handle ``.mlc`` themselves: each
     is a mixin above SimpleITK's class, named like it."""
     classes = []
-    for mixin, base in ((_ReaderMixin, base_reader), (_WriterMixin, base_writer), (_SeriesReaderMixin, base_series)):
+    for mixin, base in zip((_ReaderMixin, _WriterMixin, _SeriesReaderMixin, _SeriesWriterMixin), bases):
         cls = type(base.__name__, (mixin, base), {"_sitk": sitk, "_base": base, "__module__": __name__,
                                                   "__doc__": mixin.__doc__})
         cls.__qualname__ = base.__name__
@@ -282,36 +395,37 @@ def _build_classes(sitk, base_reader, base_writer, base_series):
     return tuple(classes)
 
 
-def write_mlc(image, path, options=None) -> None:
+def write_series(pieces, names, options=None, report=None) -> None:
+    """Encode each piece to its name, all or nothing: every file is coded to a temporary
+    beside its name first, and named only once all are done."""
+    from pathlib import Path
+
+    from medcodec.io.atomic import check_output, move_into_place, temporary_sibling
+
+    done = []
+    try:
+        for i, (piece, name) in enumerate(zip(pieces, names)):
+            tmp = temporary_sibling(check_output(name, overwrite=True))
+            done.append((tmp, name))
+            write_mlc(piece, tmp, options)
+            if report:
+                report((i + 1) / len(names))
+        for tmp, name in done:
+            move_into_place(tmp, name, overwrite=True)
+    finally:
+        for tmp, _ in done:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def write_mlc(image, path, options=None, report=None) -> None:
     """Encode a SimpleITK image to ``path`` with ``options`` (an EncodeOptions), replacing
-    it, as SimpleITK writers do."""
+    it, as SimpleITK writers do; ``report(fraction)`` gets the progress."""
     from medcodec import api
 
-    api.write(image, path, options, overwrite=True)
-
-
-def read_series(sitk, names, output_pixel_type):
-    """Stack ``.mlc`` files of equal size into one image one dimension higher (as ITK does
-    for a series: spacing along the new axis = distance between the first two origins)."""
-    from medcodec import api
-
-    images = [api.read(n) for n in names]
-    images = [im[:, :, 0] if im.GetDimension() == 3 and im.GetSize()[2] == 1 else im for im in images]
-    if len({im.GetSize() for im in images}) != 1:
-        raise MedcodecSitkError("the .mlc files of a series must all have the same size")
-    if len(images) == 1:
-        out = images[0]
-    else:
-        o0, o1 = images[0].GetOrigin(), images[1].GetOrigin()
-        step = sum((a - b) ** 2 for a, b in zip(o0, o1)) ** 0.5 or 1.0
-        out = sitk.JoinSeries(images, 0.0, step)
-        if out.GetDimension() == 3 and images[0].GetDimension() == 2:
-            d2 = images[0].GetDirection()
-            out.SetDirection((d2[0], d2[1], 0.0, d2[2], d2[3], 0.0, 0.0, 0.0, 1.0))
-            out.SetOrigin(tuple(o0) + (0.0,))
-    if output_pixel_type != sitk.sitkUnknown:
-        out = sitk.Cast(out, output_pixel_type)
-    return out
+    slices = 1
+    for s in image.GetSize()[2:]:
+        slices *= s
+    api.write(image, path, options, overwrite=True, progress=_slice_progress(report, slices))
 
 
 def install(sitk=None) -> None:
