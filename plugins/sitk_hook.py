@@ -110,14 +110,25 @@ def _slice_progress(report, total: int):
     return progress
 
 
+def image_header(path):
+    """The header of a ``.mlc`` file with the metadata of the image decoded from it: the stored
+    metadata and the DICOM lossy-compression attributes (``0028|2110`` ...), as ``Execute``
+    returns them."""
+    import dataclasses
+
+    from medcodec.format import Reader
+
+    with Reader(path) as r:
+        return dataclasses.replace(r.header, metadata=r.image_metadata())
+
+
 def read_region(sitk, path, extract_size=(), extract_index=(), header=None, report=None):
     """Decode a ``.mlc`` file (or only the slices an ITK extract region needs) to an image
     with the file's metadata; ``report(fraction)`` gets the progress."""
     from medcodec import api
-    from medcodec.format import read_header
     from medcodec.io.images import Geometry, to_sitk
 
-    h = header or read_header(path)
+    h = header or image_header(path)
     if not extract_size:
         return api.read(path, progress=_slice_progress(report, h.image_slices))
     n = h.ndim
@@ -190,10 +201,8 @@ class _ReaderMixin(_IOMixin):
 
     @_sitk_errors
     def _read_header(self):
-        from medcodec.format import read_header
-
         self._mlc_header = None
-        self._mlc_header = read_header(self.GetFileName())
+        self._mlc_header = image_header(self.GetFileName())
         return self._mlc_header
 
     def _mlc_or(self, facts, fallback: str, *args):

@@ -240,3 +240,22 @@ def test_lossless_and_psnr_writes_through_simpleitk(tmp_path, env, ct_small_path
     """, env)
     assert "EXACT True" in out
     assert float(out.split("PSNR")[1]) >= 50.0
+
+
+def test_lossy_flags_before_and_after_decoding(tmp_path, env, ct_small_path):
+    out = run_py(f"""
+        import SimpleITK as sitk
+        src = sitk.ReadImage({str(ct_small_path)!r})
+        sitk.WriteImage(src, {str(tmp_path / 'ct.mlc')!r})
+        reader = sitk.ImageFileReader()
+        reader.SetFileName({str(tmp_path / 'ct.mlc')!r})
+        reader.ReadImageInformation()  # header only: already says lossy
+        info = [reader.GetMetaData(k) for k in ("0028|2110", "0028|2112", "0028|2114")]
+        image = reader.Execute()
+        assert info == [image.GetMetaData(k) for k in ("0028|2110", "0028|2112", "0028|2114")], info
+        reader.SetExtractSize([64, 64, 0]); reader.SetExtractIndex([0, 0, 0])
+        assert reader.Execute().GetMetaData("0028|2110") == "01"
+        print(" ".join(info))
+    """, env)
+    flag, ratio, method = out.split()
+    assert flag == "01" and method == "MEDCODEC" and float(ratio) > 1
