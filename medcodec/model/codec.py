@@ -74,6 +74,22 @@ def _check_shape(config: CodecConfig, x: jax.Array) -> None:
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+def _resolve(config: CodecConfig, compute_dtype: str | None):
+    """(float convolutions' dtype, integer decoder's GEMM operand or None).
+
+    Float models: ``compute_dtype`` (None = "float32") is the convolutions' dtype. Integer
+    models: it picks the integer decoder's GEMM operand type (None = "int8"; "float32",
+    "bfloat16"), which changes only the speed, never the integers; their encoder is float32.
+    """
+    if config.integer:
+        operand = compute_dtype or "int8"
+        if operand not in integer.OPERANDS:
+            raise ValueError(f"compute_dtype of an integer model must be one of {', '.join(integer.OPERANDS)}, "
+                             f"got {operand!r}")
+        return jnp.float32, operand
+    return _dtype(compute_dtype or "float32"), None
+
+
 def _dtype(compute_dtype: str):
     if compute_dtype not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {compute_dtype!r}")
@@ -86,7 +102,8 @@ def _active(iteration_map, t, factor):
     return cells, jnp.repeat(jnp.repeat(cells, factor, axis=1), factor, axis=2)
 
 
-def _decode_step(params, config, dec_state, recon, bits, code_mask, iteration_map, t, dtype, qat=False):
+def _decode_step(params, config, dec_state, recon, bits, code_mask, iteration_map, t, dtype, qat=False,
+                 operand="int8"):
     """Decoder half of an iteration, shared by the encoder's closed loop and the decoder.
 
     Integer models run :func:`integer.decoder_step` (state and reconstruction int32) or,
@@ -97,7 +114,7 @@ def _decode_step(params, config, dec_state, recon, bits, code_mask, iteration_ma
         cells, pixels = _active(iteration_map, t, config.factor)
         bits = bits * cells
     if config.integer and not qat:
-        dec_state, delta = integer.decoder_step(params["int_decoder"], config, dec_state, bits)
+        dec_state, delta = integer.decoder_step(params["int_decoder"], config, dec_state, bits, operand)
         if iteration_map is not None:
             delta = delta * pixels.astype(jnp.int32)
         lim = integer.recon_limit(config)
@@ -111,7 +128,8 @@ def _decode_step(params, config, dec_state, recon, bits, code_mask, iteration_ma
     return dec_state, recon + delta, bits
 
 
-def _step(params, config, carry, x, code_mask, rng, dtype=jnp.float32, iteration_map=None, t=0, qat=False):
+def _step(params, config, carry, x, code_mask, rng, dtype=jnp.float32, iteration_map=None, t=0, qat=False,
+          operand="int8"):
     """One iteration: encode the residual, binarize, decode, add. Returns carry, bits.
 
     ``dtype`` is the convolutions' compute dtype; states, residuals and the reconstruction
@@ -123,7 +141,7 @@ def _step(params, config, carry, x, code_mask, rng, dtype=jnp.float32, iteration
                                                   x - _as_float(config, recon, qat))
     bits = binarize(pre, rng)
     dec_state, recon, bits = _decode_step(params, config, dec_state, recon, bits, code_mask,
-                                          iteration_map, t, dtype, qat)
+                                          iteration_map, t, dtype, qat, operand)
     return (enc_state, dec_state, recon), bits
 
 
@@ -136,7 +154,7 @@ def _cell_sum(values, factor):
 @functools.partial(jax.jit, static_argnames=("config", "iterations", "compute_dtype"))
 def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
            code_mask: jax.Array | None = None, pixel_mask: jax.Array | None = None,
-           iteration_map: jax.Array | None = None, compute_dtype: str = "float32"):
+           iteration_map: jax.Array | None = None, compute_dtype: str | None = None):
     """Encode x with ``iterations`` iterations (inference: deterministic sign).
 
     Returns (codes int8 (T, N, h, w, bits), sse float32 (T, N, h, w), recon (N, H, W, 1)):
@@ -148,10 +166,10 @@ def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
     _check_shape(config, x)
     n, h, w, _ = x.shape
     weights = jnp.ones_like(x) if pixel_mask is None else pixel_mask
-    dtype = _dtype(compute_dtype)
+    dtype, operand = _resolve(config, compute_dtype)
 
     def body(carry, t):
-        carry, bits = _step(params, config, carry, x, code_mask, None, dtype, iteration_map, t)
+        carry, bits = _step(params, config, carry, x, code_mask, None, dtype, iteration_map, t, operand=operand)
         sse = _cell_sum(jnp.square(x - _as_float(config, carry[2])) * weights, config.factor)
         return carry, (bits.astype(jnp.int8), sse)
 
@@ -163,7 +181,7 @@ def encode(params: dict, x: jax.Array, *, config: CodecConfig, iterations: int,
 @functools.partial(jax.jit, static_argnames=("config", "compute_dtype"))
 def decode(params: dict, codes: jax.Array, *, config: CodecConfig,
            code_mask: jax.Array | None = None, iteration_map: jax.Array | None = None,
-           compute_dtype: str = "float32") -> jax.Array:
+           compute_dtype: str | None = None) -> jax.Array:
     """Reconstruct (N, H, W, 1) from codes (T, N, h, w, bits), all T iterations (each cell
     only up to its ``iteration_map`` count when given).
 
@@ -174,7 +192,7 @@ def decode(params: dict, codes: jax.Array, *, config: CodecConfig,
     """
     t, n, h, w, _ = codes.shape
     f = config.factor
-    dtype = _dtype(compute_dtype)
+    dtype, operand = _resolve(config, compute_dtype)
     _, dec_state, recon = _states(config, n, h * f, w * f)
     steps = t if iteration_map is None else jnp.minimum(t, jnp.max(iteration_map))
 
@@ -182,7 +200,7 @@ def decode(params: dict, codes: jax.Array, *, config: CodecConfig,
         i, dec_state, recon = carry
         bits = jax.lax.dynamic_index_in_dim(codes, i, keepdims=False).astype(jnp.float32)
         dec_state, recon, _ = _decode_step(params, config, dec_state, recon, bits,
-                                           code_mask, iteration_map, i, dtype)
+                                           code_mask, iteration_map, i, dtype, operand=operand)
         return i + 1, dec_state, recon
 
     _, _, recon = jax.lax.while_loop(lambda c: c[0] < steps, body, (jnp.int32(0), dec_state, recon))

@@ -147,3 +147,11 @@ def test_qat_gradients_flow():
     assert norms["decoder"]["lstm0"]["input_conv"]["kernel"] > 0
     assert norms["decoder"]["to_image"]["kernel"] > 0
     assert norms["encoder"]["stem"]["kernel"] > 0
+
+
+@pytest.mark.parametrize("operand", ["float32", "bfloat16"])
+def test_gemm_operand_types_give_the_same_integers(params, operand):
+    """int8 x int8 -> int32 and the integers held in float32 / bfloat16 agree exactly."""
+    codes = jnp.asarray(_codes(3))
+    ref = np.asarray(codec.decode(params, codes, config=CFG))
+    np.testing.assert_array_equal(np.asarray(codec.decode(params, codes, config=CFG, compute_dtype=operand)), ref)
