@@ -34,7 +34,7 @@ def _codes(t, n=2, h=2, w=3, seed=1):
 
 
 def test_decode_equals_numpy_int64_reference(params):
-    codes = _codes(4)
+    codes = _codes(3)
     got = np.asarray(codec.decode(params, jnp.asarray(codes), config=CFG))
     ref = int_reference.decode(params["int_decoder"], CFG, codes)
     np.testing.assert_array_equal(got * 2.0**16, ref.astype(np.float64))
@@ -43,7 +43,7 @@ def test_decode_equals_numpy_int64_reference(params):
 
 def test_reference_uses_the_ranges(params):
     """The random model drives gates into the tables' tails and cells well past +-1."""
-    codes = _codes(4)
+    codes = _codes(3)
     rec = int_reference.decode(params["int_decoder"], CFG, codes)
     assert len(np.unique(rec)) > 100
 
