@@ -155,3 +155,13 @@ def test_gemm_operand_types_give_the_same_integers(params, operand):
     codes = jnp.asarray(_codes(3))
     ref = np.asarray(codec.decode(params, codes, config=CFG))
     np.testing.assert_array_equal(np.asarray(codec.decode(params, codes, config=CFG, compute_dtype=operand)), ref)
+
+
+def test_precision_policy_does_not_apply_to_integer_models():
+    from medcodec.pipeline.precision import decode_precision
+
+    for p in ("auto", "float32", "bfloat16"):
+        assert decode_precision(p, layered=True, integer=True) is None  # nothing refused
+        assert decode_precision(p, layered=False, integer=True) is None
+    with pytest.raises(Exception, match="precision must be"):
+        decode_precision("fp8", layered=False, integer=True)
