@@ -186,9 +186,8 @@ def im2col3(x):
 
 
 def _lookup(table, idx):
-    import jax.numpy as jnp
-
-    return jnp.take(table, idx, mode="clip")
+    """table[idx] for indices already clipped into range (no second bounds check)."""
+    return table.at[idx].get(mode="promise_in_bounds")
 
 
 def _lstm(p, tabs, q: QuantConfig, carry, x, operand):
@@ -200,15 +199,20 @@ def _lstm(p, tabs, q: QuantConfig, carry, x, operand):
     acc = _gemm(patches, p["w"], operand) + p["b"]
     half = tabs["sigmoid"].shape[0] // 2
     idx = jnp.clip(shift_round(acc, p["shift"]), -half, half - 1) + half
-    i, f, g, o = jnp.split(idx, 4, axis=-1)
-    sig, tanh = tabs["sigmoid"], tabs["tanh"]
+    # one lookup for all four gates: sigmoid for i, f, o and tanh for g, from the tables
+    # side by side (g's indices offset by one table length)
+    n = c.shape[-1]
+    both = jnp.concatenate([tabs["sigmoid"], tabs["tanh"]])
+    offset = jnp.concatenate([jnp.zeros(2 * n, jnp.int32), jnp.full(n, 2 * half, jnp.int32), jnp.zeros(n, jnp.int32)])
+    si, sf, tg, so = jnp.split(_lookup(both, idx + offset), 4, axis=-1)
+    tanh = tabs["tanh"]
     a = q.act_frac_bits
     cf = q.cell_frac_bits
     cmax = q.cell_range * 2**cf
-    c = shift_round(_lookup(sig, f) * c, a) + shift_round(_lookup(sig, i) * _lookup(tanh, g), 2 * a - cf)
+    c = shift_round(sf * c, a) + shift_round(si * tg, 2 * a - cf)
     c = jnp.clip(c, -cmax, cmax - 1)
     ci = jnp.clip(shift_round(c, cf - q.lut_frac_bits), -half, half - 1) + half
-    h = jnp.clip(shift_round(_lookup(sig, o) * _lookup(tanh, ci), a), -q.act_max, q.act_max)
+    h = jnp.clip(shift_round(so * _lookup(tanh, ci), a), -q.act_max, q.act_max)
     return (c, h), h
 
 
