@@ -15,12 +15,11 @@ Number formats (Qn: an integer v standing for v / 2^n):
   -128..128); the cell state c is Q12 int32, clipped to |c| < 16; the reconstruction Q16.
 * rescaling is an arithmetic shift with round-half-up: ``(v + 2^(s-1)) >> s``.
 
-The GEMMs run as int8 x int8 -> int32 by default (the faster form on the CPU) or, as an
-equivalent choice per backend, on the same integers held in float32 or bfloat16:
-
-why the float forms, too, give the same integers in any summation order: every convolution is one GEMM
-(im2col + ``dot_general``, no Winograd or FFT is possible) on float32 operands that hold
-integers: |activation| <= 127 and |weight| <= 127 are exact in float32, TF32 (11
+The GEMMs run as int8 x int8 -> int32 by default (the faster form on the CPU; integer
+arithmetic, exact by construction) or, as an equivalent choice per backend, on the same
+integers held in float32 or bfloat16. Why the float forms, too, give the same integers in
+any summation order: every convolution is one GEMM (im2col + ``dot_general``, so no
+Winograd or FFT algorithm can be picked) on float operands that hold integers: |activation| <= 127 and |weight| <= 127 are exact in float32, TF32 (11
 significant bits) and bfloat16 (8), so the backend's input rounding changes nothing; each
 product is below 2^14, and every partial sum, in any order and any split, is bounded by
 sum |a||w| + |b| <= K * 127 * 127 + 2^20, which for the largest window of the shipped
