@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py                       # CPU here; on a GPU machine the same
     python benchmarks/speed.py --volume-slices 300 --dtypes float32 bfloat16
+    python benchmarks/speed.py --models tiny-1bc2381c DEFAULT --iterations 8   # float vs integer, same run
 
 Cases: one 512x512 slice (latency), a 512x512xS volume in slice batches (throughput), at
 the iteration counts that give about 0.5, 1 and 2 bpp with the shipped model. Times the
@@ -111,8 +112,11 @@ def classical(slice_u16: np.ndarray, bpp: float) -> list[dict]:
 
 
 def network(model, x: np.ndarray, iterations: int, dtype: str, batch: int, case: str) -> dict:
-    """Time encode and decode of x (N, 512, 512, 1) in batches of ``batch`` slices."""
+    """Time encode and decode of x (N, 512, 512, 1) in batches of ``batch`` slices. An
+    integer model runs its default GEMM form (int8) whatever ``dtype`` says."""
     cfg, params = model.config, model.device_params
+    if cfg.integer:
+        dtype = "int8"
     n = x.shape[0]
     xb = jax.device_put(x[:batch])
     codes, _, _ = codec.encode(params, xb, config=cfg, iterations=iterations, compute_dtype=dtype)
@@ -133,6 +137,7 @@ def network(model, x: np.ndarray, iterations: int, dtype: str, batch: int, case:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model id (default: the shipped checkpoint)")
+    p.add_argument("--models", nargs="+", help="several model ids timed in the same run (DEFAULT: the default)")
     p.add_argument("--iterations", type=int, nargs="+", default=[4, 8, 16],
                    help="iteration counts (raw code rate 0.125 bpp each: 0.5, 1, 2 bpp)")
     p.add_argument("--dtypes", nargs="+", default=None, help="default: float32 (+bfloat16 on GPU)")
@@ -146,7 +151,9 @@ def main(argv=None) -> int:
     dtypes = args.dtypes or (["float32", "bfloat16"] if gpu else ["float32"])
     slices = args.volume_slices or (300 if gpu else 16)
     batch = args.batch or (64 if gpu else 4)
-    model = checkpoint.load(args.model)
+    ids = [None if m == "DEFAULT" else m for m in (args.models or [args.model])]
+    models = [checkpoint.load(m) for m in ids]
+    model = models[0]
     s = real_slice(args.slice_npy)
     dev = jax.devices()[0]
     from medcodec.evaluate import cpu_model
@@ -154,13 +161,15 @@ def main(argv=None) -> int:
     machine = f"{dev.device_kind} ({dev.platform}), host {cpu_model()} {os.cpu_count()} cores, jax {jax.__version__}"
     rows = []
     peak = {d: round(matmul_rate(jnp.float32 if d == "float32" else jnp.bfloat16), 1) for d in dtypes}
-    for dtype in dtypes:
-        for k in args.iterations:
-            rows.append(network(model, s[None, :, :, None], k, dtype, 1, "slice"))
-            vol = np.broadcast_to(s[None, :, :, None], (slices, 512, 512, 1))
-            rows.append(network(model, np.ascontiguousarray(vol), k, dtype, min(batch, slices),
-                                f"volume{slices}"))
-            print(json.dumps(rows[-2]), json.dumps(rows[-1]), flush=True)
+    for model in models:
+        for dtype in (dtypes[:1] if model.config.integer else dtypes):
+            for k in args.iterations:
+                rows.append(network(model, s[None, :, :, None], k, dtype, 1, "slice"))
+                vol = np.broadcast_to(s[None, :, :, None], (slices, 512, 512, 1))
+                rows.append(network(model, np.ascontiguousarray(vol), k, dtype, min(batch, slices),
+                                    f"volume{slices}"))
+                print(json.dumps(rows[-2]), json.dumps(rows[-1]), flush=True)
+    model = models[0]
     u16 = np.round((s + 0.5) * 4095).astype(np.uint16)
     for bpp in (0.5, 1.0, 2.0):
         rows.extend(classical(u16, bpp))

@@ -36,10 +36,13 @@ class Model:
 
     @functools.cached_property
     def device_params(self):
-        """The parameters on the default JAX device, transferred once per loaded model."""
+        """The inference parameters (:func:`codec.prepare_params`: plus the integer decoder's
+        for an integer model) on the default JAX device, transferred once per loaded model."""
         import jax
 
-        return jax.device_put(self.params)
+        from .codec import prepare_params
+
+        return jax.device_put(prepare_params(self.config, self.params))
 
 
 def _flatten(tree: dict, prefix: str = "") -> list[tuple[str, np.ndarray]]:

@@ -20,6 +20,40 @@ from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
+class QuantConfig:
+    """The integer-exact decoder (:mod:`medcodec.model.integer`); see docs/reproducibility.md.
+
+    Attributes:
+      weight_max: largest |quantized weight| (127: 8-bit weights); per output channel a
+        power-of-two scale.
+      act_frac_bits: fractional bits of the decoder's activations h (Q7: |h_q| <= 127).
+      from_bits_frac_bits: fractional bits of the ``from_bits`` output, the first ConvLSTM's
+        input (Q5: |x| < 4).
+      lut_frac_bits, lut_range: the sigmoid/tanh tables take z rounded to 2^-lut_frac_bits
+        over [-lut_range, lut_range): 2 * lut_range * 2^lut_frac_bits entries.
+      cell_frac_bits, cell_range: the LSTM cell state c in Q12, clipped to |c| < 16.
+      recon_frac_bits: the reconstruction in Q16 (int32).
+      bias_max: largest |quantized bias| (accumulator units), part of the 2^24 bound.
+      init_from: the float checkpoint quantization-aware training starts from.
+    """
+
+    weight_max: int = 127
+    act_frac_bits: int = 7
+    from_bits_frac_bits: int = 5
+    lut_frac_bits: int = 6
+    lut_range: int = 8
+    cell_frac_bits: int = 12
+    cell_range: int = 16
+    recon_frac_bits: int = 16
+    bias_max: int = 2**20
+    init_from: str | None = None
+
+    @property
+    def act_max(self) -> int:
+        return 2**self.act_frac_bits - 1
+
+
+@dataclasses.dataclass(frozen=True)
 class CodecConfig:
     """Widths, depths and kernels of the codec; see :func:`flops_per_pixel`.
 
@@ -40,6 +74,8 @@ class CodecConfig:
       max_iterations: static length of the ``lax.scan``; files may use fewer.
       stochastic_binarizer: training-time binarization; stochastic sign (Toderici 2016) if
         true, deterministic sign with a straight-through gradient if false.
+      quant: None for the float decoder; a :class:`QuantConfig` for the integer-exact one
+        (omitted from the JSON when None, so float models keep their ids).
     """
 
     name: str = "tiny"
@@ -51,6 +87,7 @@ class CodecConfig:
     hidden_kernel: int = 1
     max_iterations: int = 16
     stochastic_binarizer: bool = True
+    quant: QuantConfig | None = None
 
     def __post_init__(self) -> None:
         if len(self.decoder_channels) != len(self.encoder_channels) + 1:
@@ -71,13 +108,24 @@ class CodecConfig:
         """Raw code bits per image pixel spent by one iteration (before entropy coding)."""
         return self.bits / self.factor**2
 
+    @property
+    def integer(self) -> bool:
+        """True for the integer-exact decoder (same image on every machine)."""
+        return self.quant is not None
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        d = dataclasses.asdict(self)
+        if d["quant"] is None:
+            del d["quant"]  # float configs serialise (and hash) exactly as before the field existed
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CodecConfig":
         fields = {f.name for f in dataclasses.fields(cls)}
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
+        if isinstance(kw.get("quant"), dict):
+            qfields = {f.name for f in dataclasses.fields(QuantConfig)}
+            kw["quant"] = QuantConfig(**{k: v for k, v in kw["quant"].items() if k in qfields})
         return cls(**kw)
 
     @classmethod
@@ -137,7 +185,15 @@ TEST_TINY = CodecConfig(
     max_iterations=4,
 )
 
-CONFIGS = {"tiny": CodecConfig(), "test": TEST_TINY, "toderici2017": TODERICI_2017}
+# The shipped integer model: the tiny architecture with the integer-exact decoder,
+# fine-tuned (quantization-aware) from the float checkpoint ``tiny-1bc2381c``.
+TINY_INT = CodecConfig(name="tinyint", quant=QuantConfig(init_from="tiny-1bc2381c"))
+
+# Unit tests of the integer decoder (random weights).
+TEST_INT = dataclasses.replace(TEST_TINY, name="testint", quant=QuantConfig())
+
+CONFIGS = {"tiny": CodecConfig(), "tiny-int": TINY_INT, "test": TEST_TINY, "test-int": TEST_INT,
+           "toderici2017": TODERICI_2017}
 
 
 def named_config(name: str) -> CodecConfig:

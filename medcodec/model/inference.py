@@ -6,7 +6,7 @@ import numpy as np
 
 
 
-def launch_decoder(params, cfg, codes: np.ndarray, mask, iteration_map=None, compute_dtype: str = "float32"):
+def launch_decoder(params, cfg, codes: np.ndarray, mask, iteration_map=None, compute_dtype: str | None = None):
     """Start the decoder network on a batch of codes (k, batch, hc/F, wc/F, bits); JAX runs
     it asynchronously, so the caller can entropy-decode the next batch meanwhile."""
     import jax.numpy as jnp

@@ -110,8 +110,8 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         h = reader.header
         k, wanted = _check_request(h, iterations, slices)
         layer = LayerStep.of_file(reader) if k == h.iterations else None  # fewer iterations skip it
-        dtype = decode_precision(precision, layer is not None)
         model, layout = _model_for(reader, path)
+        dtype = decode_precision(precision, layer is not None, integer=model.config.integer)
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
         per = 1 if h.grid is None else h.grid[0] * h.grid[1]
 

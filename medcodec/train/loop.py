@@ -6,6 +6,8 @@ prefix of a file is a good image). Data parallel: a 1-D ``Mesh`` over every devi
 batch sharded along it, parameters and optimizer state replicated, so one command runs
 on one CPU, one GPU or a pod slice (``distributed=True`` calls
 ``jax.distributed.initialize`` and each host samples its own share of the batch).
+A config with an integer decoder (``quant``) trains quantization-aware, starting from the
+float checkpoint ``quant.init_from``: ``medcodec train --config tiny-int``.
 
 The run folder holds ``config.json``, ``train.json`` (the options), ``metrics.jsonl``,
 ``state/`` (orbax ``CheckpointManager``, last full state: a killed run resumes from it),
@@ -198,6 +200,22 @@ def _batches(volumes, patch: int, seed: int, start: int, val_per_host: int, per_
     return val_x, Prefetcher(sampler, per_host)
 
 
+def initial_params(config: CodecConfig, seed: int = 0) -> dict:
+    """Random parameters, or for a config with ``quant.init_from`` the weights of that
+    (float) checkpoint: quantization-aware fine-tuning starts from the float model."""
+    params = codec.init(config, jax.random.PRNGKey(seed))
+    start = config.quant.init_from if config.quant is not None else None
+    if start is None:
+        return params
+    from ..model import checkpoint
+
+    base = checkpoint.load(start)
+    shapes = jax.tree_util.tree_map(np.shape, params)
+    if jax.tree_util.tree_map(np.shape, base.params) != shapes:
+        raise InputError(f"checkpoint {start} does not have the architecture of config {config.name!r}")
+    return jax.tree_util.tree_map(jnp.asarray, base.params)
+
+
 def train(config: CodecConfig, out: Path, steps: int, batch: int = 16, patch: int = 64,
           lr: float = 1e-3, seed: int = 0, iterations: int | None = None,
           save_every: int = 200, max_seconds: float | None = None, volumes=None,
@@ -221,7 +239,7 @@ def train(config: CodecConfig, out: Path, steps: int, batch: int = 16, patch: in
         compute_dtype=compute_dtype, devices=n_dev, hosts=n_proc, platform=jax.devices()[0].platform))
     volumes = _load_volumes(data) if volumes is None else volumes
     optimizer = make_optimizer(lr, steps)
-    params = codec.init(config, jax.random.PRNGKey(seed))
+    params = initial_params(config, seed)
     checkpoints = _Checkpoints(out)
     start, params, opt_state = checkpoints.restore(params, optimizer.init(params), log)
     params, opt_state = replicate((params, opt_state), mesh)
