@@ -245,7 +245,8 @@ def _add_train(sub) -> None:
                               "  medcodec train --data train.npz --out runs/gpu --batch 64 --bf16 \\\n"
                               "      --steps 40000 --max-seconds 540      # there; rerun to resume\n"
                               "  medcodec export runs/gpu checkpoints/     # best validation loss")
-    t.add_argument("--config", default="tiny", help="config name (tiny, test, toderici2017) or JSON file")
+    t.add_argument("--config", default="tiny", help="config name (tiny; tiny-int: quantization-aware, the integer-exact model; "
+                        "test; toderici2017) or JSON file")
     t.add_argument("--out", required=True, help="run folder (state, metrics.jsonl)")
     t.add_argument("--steps", type=_positive_int, default=3600)
     t.add_argument("--batch", type=_positive_int, default=8)
