@@ -345,11 +345,6 @@ def zero_int_states(config: CodecConfig, n: int, h: int, w: int, dtype=None):
     """All-zero decoder states (int32 by default) for images of padded size h x w."""
     import jax.numpy as jnp
 
-    dtype = jnp.int32 if dtype is None else dtype
-    dec = []
-    size = config.factor
-    for c in config.decoder_channels:
-        z = jnp.zeros((n, h // size, w // size, c), dtype)
-        dec.append((z, z))
-        size //= 2
-    return tuple(dec)
+    from .networks import zero_states
+
+    return zero_states(config, n, h, w, jnp.int32 if dtype is None else dtype)[1]
