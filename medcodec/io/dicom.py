@@ -40,6 +40,14 @@ CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 # made anew for every instance, or describing the pixel data: never copied from the source
 _PER_INSTANCE = {"0008|0008", "0008|0012", "0008|0013", "0008|0018", "0020|000e", "0020|0013",
                  "0020|0032", "0020|0037", "0020|1041", "0008|2111"}
+# of enhanced (multi-frame) sources: these describe their frames, not a classic slice
+_ENHANCED_ONLY = {0x00089205, 0x00089206, 0x00089207, 0x00089208, 0x00089209, 0x00189004, 0x00189005,
+                  0x00209162, 0x00209164, 0x00209165, 0x00209167, 0x00209170, 0x00209171, 0x00209172,
+                  0x00209212, 0x00209213, 0x00209221, 0x00209222, 0x00209228, 0x00209238, 0x00209241}
+# classic single-frame storage class of each modality, for sources stored as enhanced multi-frame
+CLASSIC = {"CT": CT_IMAGE, "MR": "1.2.840.10008.5.1.4.1.1.4", "PT": "1.2.840.10008.5.1.4.1.1.128"}
+ENHANCED_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2", "1.2.840.10008.5.1.4.1.1.4.1",
+                    "1.2.840.10008.5.1.4.1.1.4.4", "1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128.1"}
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ", "AT"}
 _INT_VRS = {"US", "SS", "UL", "SL", "UV", "SV"}
 _FLOAT_VRS = {"FL", "FD"}
@@ -135,8 +143,9 @@ def _copy_tags(ds, metadata: dict[str, str]) -> None:
             tag = Tag(int(group, 16), int(element, 16))
         except ValueError:
             continue
-        if tag.group % 2 or tag.group in (0x0002, 0x0028, 0x7FE0, 0xFFFC, 0xFFFE):
-            continue
+        if tag.group % 2 or tag.group in (0x0002, 0x0028, 0x7FE0, 0xFFFC, 0xFFFE) \
+                or 0x6000 <= tag.group <= 0x601E or tag in _ENHANCED_ONLY:
+            continue  # private, pixel/encoding, overlay planes (their data is not kept), enhanced-only
         try:
             vr = dictionary_VR(tag)
         except KeyError:
@@ -172,6 +181,11 @@ def _base_dataset(metadata: dict[str, str], options: DicomOptions, lossy: bool):
         ds.Laterality = None  # type 2C in General Series; unknown for a converted image
     keep = metadata if from_dicom else {}
     ds.SOPClassUID = keep.get("0008|0016", SECONDARY_CAPTURE).strip() or SECONDARY_CAPTURE
+    if ds.SOPClassUID in ENHANCED_CLASSES:  # slices of an enhanced source become a classic series
+        ds.SOPClassUID = CLASSIC.get(keep.get("0008|0060", "").strip(), SECONDARY_CAPTURE)
+        for name in ("Laterality",) + (("KVP", "AcquisitionNumber") if ds.SOPClassUID == CT_IMAGE else ()):
+            if name not in ds:
+                setattr(ds, name, None)  # type 2: held in the enhanced source's functional groups
     for key, name in (("0008|0060", "Modality"), ("0020|000d", "StudyInstanceUID"),
                       ("0020|0052", "FrameOfReferenceUID")):
         if name not in ds:

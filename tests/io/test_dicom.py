@@ -100,9 +100,13 @@ def test_lossless_series_say_00_in_every_transfer_syntax(tmp_path, mr_series_dir
 
 
 @needs_dciodvfy
-@pytest.mark.parametrize("source", ["mr_series", "ct_small", "dev_ct"])
+@pytest.mark.parametrize("source", ["mr_series", "ct_small", "dev_ct", "mr_overlays", "enhanced_ct"])
 def test_validator_finds_no_new_error(tmp_path, source, mr_series_dir, ct_small_path, tiny_model_id):
-    path = {"mr_series": mr_series_dir, "ct_small": ct_small_path, "dev_ct": _dev_ct()}[source]
+    """Also a source with overlay planes (not kept: their attributes go too) and an Enhanced CT
+    (its frames become a classic CT Image series)."""
+    path = {"mr_series": mr_series_dir, "ct_small": ct_small_path, "dev_ct": _dev_ct(),
+            "mr_overlays": _dev_ct().with_name("MR-SIEMENS-DICOM-WithOverlays.dcm"),
+            "enhanced_ct": _dev_ct().with_name("eCT_Supplemental.dcm")}[source]
     mlc = tmp_path / "x.mlc"
     assert main(["encode", str(path), str(mlc), "-k", "2", "--model", tiny_model_id, "-q"]) == 0
     files = api.decode_to_dicom(mlc, tmp_path / "out")
