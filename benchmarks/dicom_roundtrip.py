@@ -24,7 +24,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pydicom  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
 
 from medcodec import api  # noqa: E402
 from medcodec.evaluate import machine_description  # noqa: E402

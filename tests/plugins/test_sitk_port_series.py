@@ -9,7 +9,6 @@ SimpleITK's own ImageSeriesReader, and real DICOM files read by GDCM.
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
