@@ -1,0 +1,154 @@
+"""Inter-slice prediction for the wavelet layer: slice t of a volume coded as what a
+prediction from the decoded slice t-1 missed (closed loop, so encoder and decoder predict
+from the same pixels).
+
+The predictor is per wavelet band: with W the CDF 9/7 transform of :mod:`.wavelet` and
+``mid`` the base a slice without learned iterations has (the window's middle),
+
+    prediction = mid + W^-1( w_b / WEIGHT_SCALE * W(decoded_{t-1} - mid)_b ),
+
+rounded and clipped to the window in the pixel type. One weight per band (int8, least
+squares of the slice's own bands on the reference's, chosen by the encoder): coarse bands of
+thin slices are nearly equal (w ~ 1), fine bands of noise are not (w ~ 0), so thick-slice
+volumes lose little. Per slice the encoder codes it both ways and keeps the smaller stream
+(mode :data:`INTRA` or :data:`INTER`); every ``key_interval``-th slice is intra, so one
+slice decodes from at most ``key_interval`` slices.
+
+Chains (an intra slice and the inter slices after it) are independent: they are coded on
+threads (:func:`.threads.map_slices`), the slices of a chain in order. Pure numpy plus the
+compiled wavelet coder; the same integers everywhere. Not yet in the ``.mlc`` container:
+this module is the coder and its measurement (``benchmarks/interslice.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .. import prep
+from . import wavelet, wavelet_layer
+from .threads import map_slices
+
+INTRA, INTER = 0, 1
+WEIGHT_SCALE = 64  # weights are int8 / 64: -2 .. 1.98 in steps of 1/64
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceRecord:
+    """What a file stores for one slice: mode, per-band int8 weights (inter only; zeros for
+    intra), decomposition levels and the wavelet layer's stream."""
+
+    mode: int
+    weights: np.ndarray
+    levels: int
+    stream: bytes
+
+
+def _bands_flat(bands) -> list[np.ndarray]:
+    return [bands[0]] + [b for level in bands[1:] for b in level]
+
+
+def _bands_nested(flat: list[np.ndarray], levels: int) -> list:
+    return [flat[0]] + [tuple(flat[1 + 3 * i:4 + 3 * i]) for i in range(levels)]
+
+
+def band_count(shape: tuple[int, int]) -> int:
+    """Wavelet bands of an (h, w) slice: one weight each."""
+    return 1 + 3 * wavelet.levels_for(*shape)
+
+
+def weights_for(target: np.ndarray, reference: np.ndarray, mid: float) -> np.ndarray:
+    """Per-band int8 weights (in 1 / WEIGHT_SCALE) that best predict ``target``'s bands from
+    ``reference``'s (least squares per band, rounded, clipped to int8), both (h, w)."""
+    levels = wavelet.levels_for(*target.shape)
+    tb = _bands_flat(wavelet.forward(target.astype(np.float64) - mid, levels))
+    rb = _bands_flat(wavelet.forward(reference.astype(np.float64) - mid, levels))
+    out = np.zeros(len(tb), np.int8)
+    for i, (t, r) in enumerate(zip(tb, rb)):
+        energy = float(np.sum(r * r))
+        if energy > 0:
+            out[i] = np.clip(np.rint(WEIGHT_SCALE * float(np.sum(t * r)) / energy), -128, 127)
+    return out
+
+
+def prediction(reference: np.ndarray, weights: np.ndarray, mid: float, window: tuple[float, float]) -> np.ndarray:
+    """The inter base from the decoded previous slice ``reference`` (h, w), in its pixel type."""
+    levels = wavelet.levels_for(*reference.shape)
+    rb = _bands_flat(wavelet.forward(reference.astype(np.float64) - mid, levels))
+    scaled = [b * (int(w) / WEIGHT_SCALE) for b, w in zip(rb, weights)]
+    out = np.clip(wavelet.inverse(_bands_nested(scaled, levels)) + mid, window[0], window[1])
+    if reference.dtype.kind in "iu":
+        out = np.rint(out)
+    return out.astype(reference.dtype)
+
+
+def _coded(original: np.ndarray, base: np.ndarray, delta: float, window, rho: float) -> tuple[bytes, np.ndarray]:
+    """(stream, final slice exactly as a decoder reconstructs it) of one slice over a base."""
+    q, _ = wavelet_layer.quantized(original.astype(np.float64) - base, delta, rho)
+    data = wavelet_layer.encode_bands(q, original.shape)
+    return data, wavelet_layer.decode_slice(base, wavelet.levels_for(*original.shape), data, delta, window, rho)
+
+
+def chains(n: int, key_interval: int) -> list[range]:
+    """Slice ranges that start with a key slice: every ``key_interval``-th (0: one chain)."""
+    step = n if key_interval <= 0 else key_interval
+    return [range(s, min(s + step, n)) for s in range(0, max(n, 1), step)] if n else []
+
+
+def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window: tuple[float, float],
+                  key_interval: int, rho: float = wavelet_layer.RHO, threads: int | None = None,
+                  inter: bool = True) -> tuple[list[SliceRecord], np.ndarray]:
+    """Code the slices (S, h, w) of one volume over their intra ``bases`` (S, h, w):
+    (records, final slices as decoded). ``inter=False`` codes every slice intra (the
+    reference the measurements compare with)."""
+    shape = originals.shape[1:]
+    levels, nb = wavelet.levels_for(*shape), band_count(shape)
+    mid = _mid(window, originals.dtype)
+    finals = np.empty_like(originals)
+    records: list = [None] * len(originals)
+    zero = np.zeros(nb, np.int8)
+
+    def chain(c: int) -> None:
+        prev = None
+        for t in groups[c]:
+            data, final = _coded(originals[t], bases[t], delta, window, rho)
+            record = SliceRecord(INTRA, zero, levels, data)
+            if inter and prev is not None:
+                w = weights_for(originals[t], prev, mid)
+                data_p, final_p = _coded(originals[t], prediction(prev, w, mid, window), delta, window, rho)
+                if len(data_p) + nb < len(data):  # the weights cost a byte per band
+                    record, final = SliceRecord(INTER, w, levels, data_p), final_p
+            records[t], finals[t] = record, final
+            prev = final
+
+    groups = chains(len(originals), key_interval)
+    map_slices(chain, len(groups), threads)
+    return records, finals
+
+
+def decode_volume(bases: np.ndarray, records: list[SliceRecord], delta: float, window: tuple[float, float],
+                  rho: float = wavelet_layer.RHO, threads: int | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_volume`: the final slices (S, h, w), in the bases' type.
+    The first record must be intra; chains are decoded on threads."""
+    if records and records[0].mode != INTRA:
+        raise ValueError("the first slice of a volume must be intra")
+    mid = _mid(window, bases.dtype)
+    starts = [t for t, r in enumerate(records) if r.mode == INTRA] + [len(records)]
+    out = np.empty(bases.shape, bases.dtype)
+
+    def chain(c: int) -> None:
+        prev = None
+        for t in range(starts[c], starts[c + 1]):
+            r = records[t]
+            base = bases[t] if r.mode == INTRA else prediction(prev, r.weights, mid, window)
+            out[t] = prev = wavelet_layer.decode_slice(base, r.levels, r.stream, delta, window, rho)
+
+    map_slices(chain, len(starts) - 1, threads)
+    return out
+
+
+def _mid(window: tuple[float, float], dtype) -> float:
+    """The base of a slice without learned iterations: the window's middle in the pixel
+    type (what :func:`medcodec.prep.denormalise` makes of a zero network output)."""
+    return float(prep.denormalise(np.zeros(1, np.float32), window, np.dtype(dtype).name)[0])
