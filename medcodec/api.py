@@ -44,7 +44,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, options: EncodeOptions 
     ``max_error`` E adds the bounded-error layer (integer images: every voxel within E, 0 =
     lossless, verified here by decoding; base iterations default 2); ``bpp`` / ``ratio`` /
     ``psnr`` let rate control choose (with ``roi``, ``background_weight``, ``adaptive``,
-    ``wavelet``); ``model_id`` picks the checkpoint. Explicit codings may also give ``tiles``
+    ``wavelet``, ``interslice``); ``model_id`` picks the checkpoint. Explicit codings may also give ``tiles``
     (per-tile iteration counts, :mod:`medcodec.ratecontrol.tiles`) or ``transform_step``
     (the wavelet layer's step, pixel units). ``workers``: threads entropy coding the
     slices (None: one per core or ``$MEDCODEC_THREADS``; 1: this thread). Returns measured
@@ -101,7 +101,7 @@ def decode_to_dicom(path: str | os.PathLike, folder: str | os.PathLike, dicom=No
 def info(path: str | os.PathLike) -> dict:
     """Header facts as a JSON-ready dict, without decoding (and without importing JAX)."""
     with Reader(path) as r:
-        h, max_error, wavelet, tiles = r.header, r.max_error, r.wavelet, r.tiles
+        h, max_error, wavelet, tiles, prediction = r.header, r.max_error, r.wavelet, r.tiles, r.prediction
         metadata = r.image_metadata()
     nbytes = os.path.getsize(path)
     voxels = int(np.prod(h.size))
@@ -116,6 +116,9 @@ def info(path: str | os.PathLike) -> dict:
                                                       min(int(tiles.counts.max(initial=0)), h.iterations)],
         "residual_layer": ("bounded-error" if max_error is not None else "wavelet" if wavelet is not None else None),
         "max_error": max_error, "wavelet_step": None if wavelet is None else wavelet[0],
+        # inter-slice prediction of the wavelet layer: key interval, slices predicted from the one before
+        "interslice": None if prediction is None else {"key_interval": prediction.key_interval,
+                                                       "inter_slices": int(prediction.modes.sum())},
         "bytes": nbytes, "bpp": 8.0 * nbytes / voxels,
         "ratio": voxels * np.dtype(h.pixel_type).itemsize / nbytes,
         # what a DICOM reader of the decoded image is told (PS3.3 C.7.6.1.1.5)

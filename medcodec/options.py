@@ -35,7 +35,7 @@ BOUNDED_ERROR_BASE_ITERATIONS = 2
 DEFAULT_BACKGROUND_WEIGHT = 0.1  # errors outside a region of interest count 10 dB less
 MAX_ERROR_LIMIT = 65535  # the format stores E as u16
 TARGETS = ("bpp", "ratio", "psnr")
-TARGET_STEERING = ("roi", "background_weight", "adaptive", "wavelet")  # meaningful with a target only
+TARGET_STEERING = ("roi", "background_weight", "adaptive", "wavelet", "interslice")  # meaningful with a target only
 
 
 def _is_int(v) -> bool:
@@ -66,6 +66,7 @@ class EncodeOptions:
     background_weight: float | None = None  # weight of errors outside ``roi`` (None: the default)
     adaptive: bool = True               # adaptive tiles (per-tile iteration counts) under a target
     wavelet: bool = True                # the wavelet layer as a rate-control candidate
+    interslice: bool = True             # volumes: the wavelet layer predicts each slice from the one before
     model_id: str | None = None         # None: the shipped default checkpoint
 
     def __post_init__(self):
@@ -143,7 +144,8 @@ def _chk_steering(o: EncodeOptions) -> None:
                 if (getattr(o, n) is not None if n in ("roi", "background_weight") else not getattr(o, n))]
     if steering and o.target is None:
         names = {"roi": "roi (--roi)", "background_weight": "background_weight (--background-weight)",
-                 "adaptive": "adaptive=False (--uniform)", "wavelet": "wavelet=False (--no-wavelet)"}
+                 "adaptive": "adaptive=False (--uniform)", "wavelet": "wavelet=False (--no-wavelet)",
+                 "interslice": "interslice=False (--no-interslice)"}
         raise InputError(f"{', '.join(names[n] for n in steering)} need a bpp, ratio or psnr target "
                          "(--bpp/--ratio/--psnr); an explicit --iterations encode is uniform already")
 

@@ -12,7 +12,8 @@ Rate or quality when writing, from ``compressor`` (comma-separated, optionally p
 ``medcodec:``): ``iterations=K``, ``bpp=B``, ``ratio=R``, ``psnr=DB``, ``max_error=E`` (with
 ``iterations=K`` for its base), ``lossless``; with bpp/ratio/psnr also ``roi=auto`` (body
 mask gets the target, background less), ``background_weight=W``, ``uniform`` (no
-adaptive tiles) and ``no_wavelet`` (no wavelet layer). Another format's compressor name
+adaptive tiles), ``no_wavelet`` (no wavelet layer) and ``no_interslice`` (volumes: every
+slice coded alone). Another format's compressor name
 (``gzip``, ``DEFLATE``, ...) is tolerated: the default coding is used, and a name no ITK
 format knows warns, as ITK does. Without a rate or quality option the iteration count is
 ``compressionLevel=K``, clamped to 1..model maximum as ITK clamps levels, then the environment

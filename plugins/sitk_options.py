@@ -10,7 +10,8 @@ from medcodec.errors import InputError, MedcodecError
 
 _NUMBER_OPTIONS = {"iterations": int, "k": int, "max_error": int, "bpp": float, "ratio": float,
                    "psnr": float, "background_weight": float}
-_FLAG_OPTIONS = {"lossless": ("max_error", 0), "uniform": ("adaptive", False), "no_wavelet": ("wavelet", False)}
+_FLAG_OPTIONS = {"lossless": ("max_error", 0), "uniform": ("adaptive", False), "no_wavelet": ("wavelet", False),
+                 "no_interslice": ("interslice", False)}
 # compressor names of ITK's own ImageIOs: tolerated silently on a .mlc write (default coding)
 ITK_COMPRESSORS = frozenset({"gzip", "zlib", "deflate", "adobe_deflate", "lzw", "packbits", "jpeg", "jpeg2000",
                              "htj2k", "lzma", "zstd", "bz2", "none", "default"})
@@ -46,7 +47,7 @@ def _parse_compressor(compressor: str) -> dict:
         else:
             raise InputError(f"unknown compressor option {part!r}; use iterations=K, bpp=B, "
                                     "ratio=R, psnr=DB, max_error=E or lossless (with a target also "
-                                    "roi=auto, background_weight=W, uniform, no_wavelet)")
+                                    "roi=auto, background_weight=W, uniform, no_wavelet, no_interslice)")
     return opts
 
 

@@ -35,7 +35,7 @@ def _encode_options(args):
     return EncodeOptions(iterations=args.iterations, max_error=0 if args.lossless else args.max_error,
                          bpp=args.bpp, ratio=args.ratio, psnr=args.psnr, roi=args.roi,
                          background_weight=args.background_weight, adaptive=not args.uniform,
-                         wavelet=not args.no_wavelet, model_id=args.model)
+                         wavelet=not args.no_wavelet, interslice=not args.no_interslice, model_id=args.model)
 
 
 def cmd_encode(args) -> int:

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from . import bounded_error, wavelet_layer
+from . import bounded_error, interslice, wavelet_layer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,18 +42,32 @@ class BoundedErrorCodec:
 class WaveletCodec:
     """The wavelet layer with quantizer step ``step`` (pixel units) and reconstruction
     offset ``rho``; finals are clipped to the file's intensity ``window``. A record is
-    (decomposition levels, stream)."""
+    (decomposition levels, stream); with ``key_interval`` (not None) the slices of a call are
+    one volume coded with inter-slice prediction (:mod:`.interslice`) and a record is an
+    :class:`.interslice.SliceRecord`."""
 
     step: float
     window: tuple[float, float]
     rho: float = wavelet_layer.RHO
+    key_interval: int | None = None
+
+    @property
+    def sequential(self) -> bool:
+        """Whether slices depend on the slices before them (a call must hold whole chains)."""
+        return self.key_interval is not None
 
     def encode_slices(self, originals: np.ndarray, bases: np.ndarray,
                       threads: int | None = None) -> list[tuple[tuple[int, bytes], np.ndarray]]:
+        if self.sequential:
+            records, finals = interslice.encode_volume(originals, bases, self.step, self.window, self.key_interval,
+                                                       self.rho, threads)
+            return list(zip(records, finals))
         coded = wavelet_layer.encode_slices(originals, bases, self.step, self.window, self.rho, threads)
         return [((levels, data), final) for levels, data, final in coded]
 
     def decode_slices(self, bases: np.ndarray, records: list[tuple[int, bytes]],
                       threads: int | None = None) -> np.ndarray:
+        if self.sequential:
+            return interslice.decode_volume(bases, records, self.step, self.window, self.rho, threads)
         return wavelet_layer.decode_slices(bases, [r[0] for r in records], [r[1] for r in records],
                                            self.step, self.window, self.rho, threads)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ContainerError
-from .spec import TILE_PREFIX
+from .spec import TILE_PREFIX, ZPRD_PREFIX
 
 if TYPE_CHECKING:  # only for the annotation: the header module needs nothing from here
     from .header import Header
@@ -71,6 +71,39 @@ class WaveletLayer:
     delta: float
     rho: float
     slices: list[tuple[int, bytes]]
+    prediction: "SlicePrediction | None" = None
+
+
+@dataclasses.dataclass
+class SlicePrediction:
+    """Inter-slice prediction of the wavelet layer (ZPRD): key interval N (0: only slice 0 is
+    a key slice), per slice ``modes`` uint8 (S,) (0 intra, 1 inter) and ``weights`` int8 (S, B)."""
+
+    key_interval: int
+    modes: np.ndarray
+    weights: np.ndarray
+
+    def encode(self) -> bytes:
+        s, b = self.weights.shape
+        rows = np.concatenate([np.asarray(self.modes, np.uint8)[:, None].view(np.int8),
+                               np.asarray(self.weights, np.int8)], axis=1)
+        return ZPRD_PREFIX.pack(self.key_interval, b, s) + np.ascontiguousarray(rows).tobytes()
+
+    @staticmethod
+    def decode(payload: bytes, header: "Header") -> "SlicePrediction":
+        if len(payload) < ZPRD_PREFIX.size:
+            raise ContainerError("ZPRD chunk too short")
+        key, b, s = ZPRD_PREFIX.unpack_from(payload)
+        if s != header.slices or b < 1 or (b - 1) % 3 or len(payload) != ZPRD_PREFIX.size + s * (1 + b):
+            raise ContainerError("ZPRD chunk does not match the header")
+        rows = np.frombuffer(payload, np.int8, offset=ZPRD_PREFIX.size).reshape(s, 1 + b)
+        modes = rows[:, 0].view(np.uint8).copy()
+        keys = np.arange(s) % key == 0 if key else np.arange(s) == 0
+        if modes.max(initial=0) > 1 or modes[keys].any():
+            raise ContainerError("ZPRD chunk has an unknown mode or an inter key slice")
+        if header.grid is not None or header.ndim != 3:
+            raise ContainerError("ZPRD chunk in a file that is not a 3-D volume of whole slices")
+        return SlicePrediction(key, modes, rows[:, 1:].copy())
 
 
 

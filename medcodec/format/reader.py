@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ContainerError, ReadError, TruncatedFileError, UnsupportedVersionError
 from ..io import lossy_flags
 from .header import Header, decode_header, decode_meta, validate_header
-from .layers import TileMap, valid_wavelet_step
+from .layers import SlicePrediction, TileMap, valid_wavelet_step
 from .spec import (CHUNK, CODE_PREFIX, CRC, END_CHUNK, GRID_FIELDS, INDEX_ENTRY, PREAMBLE_SIZE,
                    RESD_PREFIX, RIDX_PREFIX, XIDX_PREFIX, XRES_PREFIX, KNOWN_REQUIRED, MAGIC,
                    TRANSFORM_CDF97, VERSION, layer_index_size, layer_prefix)
@@ -83,7 +83,7 @@ class Reader:
                 f"{self.path.name} is .mlc format version {major}.{minor}; this medcodec reads "
                 f"version {VERSION[0]}.x: upgrade medcodec")
         self.version = (major, minor)
-        header = meta = index = ridx = xidx = tile = grid = None
+        header = meta = index = ridx = xidx = tile = grid = zprd = None
         while index is None:
             ctype, payload = self._read_chunk()
             if ctype == b"HEAD":
@@ -98,6 +98,8 @@ class Reader:
                 xidx = payload
             elif ctype == b"TILE":
                 tile = payload
+            elif ctype == b"ZPRD":
+                zprd = payload
             elif ctype == b"GRID":
                 if len(payload) != GRID_FIELDS.size:
                     raise ContainerError(f"{self.path.name}: GRID chunk has the wrong size")
@@ -121,6 +123,13 @@ class Reader:
         self._parse_bounded_error_index(ridx)
         self._parse_wavelet_index(xidx)
         self.tiles = None if tile is None else TileMap.decode(tile, header)
+        if zprd is not None and xidx is None:
+            raise ContainerError(f"{self.path.name}: ZPRD chunk without a wavelet layer")
+        try:
+            self.prediction = None if zprd is None else SlicePrediction.decode(zprd, header)
+        except ContainerError as e:
+            raise ContainerError(f"{self.path.name}: {e}") from e
+        self._prediction_size = 0 if zprd is None else CHUNK.size + len(zprd) + CRC.size
 
     def _parse_index(self, payload: bytes) -> None:
         h = self.header
@@ -244,7 +253,7 @@ def prefix_sizes(path) -> list[int]:
         overhead = CHUNK.size + CRC.size
         index_full = overhead + 4 + INDEX_ENTRY.size * h.slices * h.iterations
         ridx = layer_index_size(layer_prefix(r.max_error is not None, r.wavelet is not None), h.slices)
-        head_meta = r._data_start - PREAMBLE_SIZE - index_full - ridx
+        head_meta = r._data_start - PREAMBLE_SIZE - index_full - ridx - r._prediction_size  # ZPRD goes with XIDX
         chunk_bytes = (r._index["len"].astype(np.int64) + overhead).sum(axis=0).cumsum()
     sizes = [int(PREAMBLE_SIZE + head_meta + overhead + 4 + INDEX_ENTRY.size * h.slices * k
                  + chunk_bytes[k - 1] + len(END_CHUNK)) for k in range(1, h.iterations)]

@@ -9,7 +9,7 @@ import struct
 from ..errors import ContainerError
 from ..io.atomic import atomic_write
 from .header import Header, encode_header, encode_meta, validate_header
-from .layers import BoundedErrorLayer, TileMap, WaveletLayer, valid_wavelet_step
+from .layers import BoundedErrorLayer, SlicePrediction, TileMap, WaveletLayer, valid_wavelet_step
 from .reader import Reader
 from .spec import (CHUNK, CODE_PREFIX, CRC, END_CHUNK, GRID_FIELDS, INDEX_ENTRY, PREAMBLE_SIZE, RESD_PREFIX,
                    RIDX_PREFIX, TRANSFORM_CDF97, VERSION, XIDX_PREFIX, XRES_PREFIX, frame_chunk,
@@ -28,6 +28,12 @@ def _check_parts(header: Header, codes, bounded_error, tiles, wavelet) -> None:
     if wavelet is not None and (bounded_error is not None or len(wavelet.slices) != header.slices
                                 or not valid_wavelet_step(wavelet.delta, wavelet.rho)):
         raise ContainerError("wavelet layer does not match the header")
+    prediction = None if wavelet is None else wavelet.prediction
+    if prediction is not None:
+        try:  # the checks a reader makes
+            SlicePrediction.decode(prediction.encode(), header)
+        except (ContainerError, ValueError) as e:
+            raise ContainerError(f"inter-slice prediction does not fit the file: {e}") from e
 
 
 def _indexed(kind: bytes, payloads, offset: int, bodies: list) -> tuple[list[bytes], int]:
@@ -71,6 +77,8 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
         meta += frame_chunk(b"GRID", GRID_FIELDS.pack(*header.grid))
     if tiles is not None:
         meta += frame_chunk(b"TILE", tiles.encode())
+    if wavelet is not None and wavelet.prediction is not None:
+        meta += frame_chunk(b"ZPRD", wavelet.prediction.encode())
     n_entries = header.slices * header.iterations
     index_len = CHUNK.size + 4 + INDEX_ENTRY.size * n_entries + CRC.size
     layer_index_len = layer_index_size(layer_prefix(bounded_error is not None, wavelet is not None), header.slices)
@@ -82,7 +90,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
     index = frame_chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
     layer_index = _layer_chunks(header, bounded_error, wavelet, offset, bodies)
     # the lowest version that has every chunk used, so older readers open what they can
-    version = VERSION if wavelet is not None else (
+    version = VERSION if wavelet is not None and wavelet.prediction is not None else (1, 3) if wavelet is not None else (
         (1, 2) if tiles is not None or header.grid is not None else (1, 1))
     parts = [preamble(*version), head, meta, *layer_index, index, *bodies, END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
@@ -105,7 +113,7 @@ def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
         if r.max_error is not None and iterations == h.iterations:
             bounded_error = BoundedErrorLayer(r.max_error, [r.read_bounded_error(s) for s in range(h.slices)])
         if r.wavelet is not None and iterations == h.iterations:
-            wavelet = WaveletLayer(*r.wavelet, [r.read_wavelet(s) for s in range(h.slices)])
+            wavelet = WaveletLayer(*r.wavelet, [r.read_wavelet(s) for s in range(h.slices)], r.prediction)
         tiles = r.tiles
     h = dataclasses.replace(h, iterations=iterations)
     return write(dst, h, codes, overwrite=overwrite, bounded_error=bounded_error, tiles=tiles, wavelet=wavelet)

@@ -110,6 +110,9 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
         h = reader.header
         k, wanted = _check_request(h, iterations, slices)
         layer = LayerStep.of_file(reader) if k == h.iterations else None  # fewer iterations skip it
+        requested = wanted
+        if layer is not None and layer.sequential:  # inter slices need their chains back to an intra slice
+            wanted = layer.needed(reader, wanted)
         model, layout = _model_for(reader, path)
         dtype = decode_precision(precision, layer is not None, integer=model.config.integer)
         out = np.empty((len(wanted), h.height, h.width), h.pixel_type)
@@ -120,7 +123,7 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
                 out[positions] = to_pixels(np.zeros((1, 1, 1, 1), np.float32), 1, 1, h.window, h.pixel_type)[0, 0, 0]
             else:
                 out[positions] = to_pixels(rec, h.height, h.width, h.window, h.pixel_type)[: len(positions)]
-            if layer is not None:
+            if layer is not None and not layer.sequential:
                 out[positions] = layer.decode(reader, [wanted[i] for i in positions], out[positions], workers)
             if progress:  # in image slices
                 progress(len(positions) / per if per > 1 else len(positions))
@@ -136,6 +139,11 @@ def decode_slices(path: str | os.PathLike, iterations: int | None = None,
             pending = launched
         if pending is not None:
             finish(*pending)
+        if layer is not None and layer.sequential:  # whole chains, in slice order
+            out = layer.decode(reader, wanted, out, workers)
+            if requested != wanted:
+                at = {s: i for i, s in enumerate(wanted)}
+                out = out[[at[s] for s in requested]]
         if k == h.iterations and slices is None:
             reader.verify_end()
     if h.grid is not None:

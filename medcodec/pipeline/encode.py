@@ -29,8 +29,16 @@ from .layout import Layout, as_slices, to_pixels
 from .stats import EncodeStats, psnr_per_iteration, tile_summary
 
 
-def _layer_for(array: np.ndarray, max_error, transform_step) -> LayerStep | None:
+def _layer_for(array: np.ndarray, max_error, transform_step, key_interval=None) -> LayerStep | None:
     """The residual layer asked for (None: none), checked against the image."""
+    if key_interval is not None:
+        if transform_step is None:
+            raise InputError("inter-slice prediction (key_interval) refines the wavelet layer: give transform_step")
+        if isinstance(key_interval, bool) or not isinstance(key_interval, (int, np.integer)) \
+                or not 0 <= key_interval < 1 << 16:
+            raise InputError(f"key_interval must be an integer from 0 to 65535, got {key_interval!r}")
+        if array.ndim != 3:
+            raise InputError(f"inter-slice prediction needs a 3-D volume; this image is {array.ndim}-D")
     if max_error is not None:
         if transform_step is not None:
             raise InputError("give max_error (bounded error) or transform_step (wavelet layer), not both")
@@ -43,18 +51,21 @@ def _layer_for(array: np.ndarray, max_error, transform_step) -> LayerStep | None
     if isinstance(transform_step, bool) or not isinstance(transform_step, (int, float, np.floating)) \
             or not valid_wavelet_step(float(transform_step), RHO):
         raise InputError(f"transform_step must be a positive number (pixel units), got {transform_step!r}")
-    return LayerStep(WaveletCodec(float(transform_step), prep.window_of(array)))
+    return LayerStep(WaveletCodec(float(transform_step), prep.window_of(array),
+                                  key_interval=None if key_interval is None else int(key_interval)))
 
 
 @dataclasses.dataclass
 class _Coded:
     """What the batches produce: per slice (coding, payload) per iteration, the residual
-    layer's records, the decoder-side reconstruction, and per-cell squared errors."""
+    layer's records, the decoder-side reconstruction, and per-cell squared errors; the
+    bases, for a layer coded after all batches (inter-slice prediction)."""
 
     packed: list
     records: list
     recon: np.ndarray
     cell_sse: np.ndarray
+    bases: np.ndarray | None = None
 
 
 def _header(array, geometry: Geometry, slices: np.ndarray, layout: Layout, iterations: int, model,
@@ -107,6 +118,9 @@ def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, sta
     if layer is not None:  # refines what a decoder reconstructs from these codes
         base = to_pixels(inference.launch_decoder(model.device_params, cfg, codes, mask, imap),
                                  height, width, window, dtype)
+        if layer.sequential:  # coded after all batches: slices depend on the ones before
+            out.bases[start:stop] = base[:m]
+            return
         records, finals = layer.encode(slices[start:stop], base[:m], threads)
         out.records.extend(records)
         out.recon[start:stop] = finals
@@ -123,19 +137,22 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
              geometry: Geometry | None = None, metadata: dict[str, str] | None = None,
              model_id: str | None = None, overwrite: bool = False, progress=None,
              max_error: int | None = None, tiles: TileMap | None = None,
-             transform_step: float | None = None, workers: int | None = None) -> EncodeStats:
+             transform_step: float | None = None, workers: int | None = None,
+             key_interval: int | None = None) -> EncodeStats:
     """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
 
     ``iterations`` (1..model max) learned iterations; ``tiles`` gives each tile its own count
     (capped by ``iterations``); ``max_error`` E adds the bounded-error layer (integer images,
-    verified here by decoding), ``transform_step`` (pixel units) the wavelet layer instead.
+    verified here by decoding), ``transform_step`` (pixel units) the wavelet layer instead;
+    ``key_interval`` N adds inter-slice prediction to the wavelet layer of a 3-D volume
+    (:mod:`medcodec.coding.interslice`: every N-th slice intra, 0: only the first).
     ``progress(n)`` is called with image slices finished; ``workers``: threads entropy coding
     the slices (None: one per core, :func:`medcodec.coding.threads.default_threads`).
     """
     from ..model import checkpoint
 
     array = prep.check_array(array)
-    layer = _layer_for(array, max_error, transform_step)
+    layer = _layer_for(array, max_error, transform_step, key_interval)
     check_output(path, overwrite)  # fail before the encoding work, not after it
     model = checkpoint.load(model_id)
     iterations = check_iterations(iterations, model.config.max_iterations)
@@ -143,6 +160,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     slices = as_slices(array)
     n_image, full_h, full_w = slices.shape
     grid = prep.piece_grid(full_h, full_w, model.config.factor)
+    if grid is not None and key_interval is not None:
+        raise InputError(f"inter-slice prediction needs whole slices; {full_h}x{full_w} slices are coded in pieces")
     if grid is not None:  # too large for the network in one piece: code pieces (GRID chunk)
         slices = prep.to_pieces(slices, *grid)
     n, height, width = slices.shape
@@ -152,10 +171,14 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     out = _Coded([], [], np.empty_like(slices), np.zeros((iterations + 1, n, layout.grid_h, layout.grid_w), np.float32))
     per = n // n_image  # pieces per image slice
     pixel_mask = _pixel_mask(layout, height, width)
+    if layer is not None and layer.sequential:
+        out.bases = np.empty_like(slices)
     for start, stop in layout.batches(n):
         _encode_batch(model, layout, header, slices, start, stop, tiles, layer, workers, out, pixel_mask)
         if progress:  # in image slices (a slice in pieces counts 1 / pieces per piece)
             progress((stop - start) / per if per > 1 else stop - start)
+    if out.bases is not None:
+        out.records, out.recon = layer.encode(slices, out.bases, workers)
     decoded = (out.recon if grid is None else prep.from_pieces(out.recon, grid[0], grid[1], full_h, full_w))
     decoded = decoded.reshape(array.shape)
     if max_error is not None and prep.max_abs_error(array, decoded) > max_error:  # never expected

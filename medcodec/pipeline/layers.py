@@ -15,9 +15,10 @@ import zlib
 
 import numpy as np
 
+from ..coding.interslice import SliceRecord
 from ..coding.layers import BoundedErrorCodec, WaveletCodec
 from ..errors import ReconstructionMismatchError
-from ..format import BoundedErrorLayer, Reader, WaveletLayer
+from ..format import BoundedErrorLayer, Reader, SlicePrediction, WaveletLayer
 
 
 def _crc(a: np.ndarray) -> int:
@@ -35,6 +36,24 @@ class LayerStep:
     def bounded(self) -> bool:
         return isinstance(self.codec, BoundedErrorCodec)
 
+    @property
+    def sequential(self) -> bool:
+        """Whether a slice needs the decoded slices before it (inter-slice prediction)."""
+        return not self.bounded and self.codec.sequential
+
+    @staticmethod
+    def needed(reader: Reader, slice_ids: list[int]) -> list[int]:
+        """The coded slices to decode for ``slice_ids``, sorted: each with the slices back to
+        the intra slice its prediction chain starts at (at most the key interval)."""
+        modes = None if reader.prediction is None else reader.prediction.modes
+        out = set()
+        for s in slice_ids:
+            out.add(s)
+            while modes is not None and modes[s]:
+                s -= 1
+                out.add(s)
+        return sorted(out)
+
     def encode(self, originals: np.ndarray, bases: np.ndarray, threads: int | None = None) -> tuple[list, np.ndarray]:
         """(per-slice records for the file, final slices) of a batch (S, h, w)."""
         coded = self.codec.encode_slices(originals, bases, threads)
@@ -50,6 +69,9 @@ class LayerStep:
         a bounded-error base that differs from the encoder's, and a result that fails its CRC."""
         if not self.bounded:
             records = [reader.read_wavelet(i) for i in slice_ids]
+            if self.sequential:  # whole chains (see needed), in order
+                p = reader.prediction
+                records = [SliceRecord(int(p.modes[i]), p.weights[i], *r) for i, r in zip(slice_ids, records)]
             return self.codec.decode_slices(bases, records, threads)
         records = [reader.read_bounded_error(i) for i in slice_ids]
         for slice_index, base, (crc_base, _, _) in zip(slice_ids, bases, records):
@@ -69,6 +91,10 @@ class LayerStep:
     def chunk(self, records: list) -> BoundedErrorLayer | WaveletLayer:
         if self.bounded:
             return BoundedErrorLayer(self.codec.max_error, records)
+        if self.sequential:
+            prediction = SlicePrediction(self.codec.key_interval, np.array([r.mode for r in records], np.uint8),
+                                         np.stack([r.weights for r in records]))
+            return WaveletLayer(self.codec.step, self.codec.rho, [(r.levels, r.stream) for r in records], prediction)
         return WaveletLayer(self.codec.step, self.codec.rho, records)
 
     @classmethod
@@ -78,5 +104,6 @@ class LayerStep:
             return cls(BoundedErrorCodec(reader.max_error))
         if reader.wavelet is not None:
             delta, rho = reader.wavelet
-            return cls(WaveletCodec(delta, tuple(reader.header.window), rho))
+            key = None if reader.prediction is None else reader.prediction.key_interval
+            return cls(WaveletCodec(delta, tuple(reader.header.window), rho, key))
         return None

@@ -27,6 +27,11 @@ from . import adaptive, bounded, regions
 from . import wavelet as wavelet_candidate
 from .adaptive import BPP_TOLERANCE
 
+# A key (intra) slice every 16 slices: on the MR atlas 1.0 % more bits than one key slice in
+# 32 and 0.6 % fewer than one in 8 (benchmarks/results/interslice.md), and one slice decodes
+# from at most 16.
+KEY_INTERVAL = 16
+
 
 def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
     decoded, _ = decode.decompress(path)
@@ -83,6 +88,15 @@ def _learned_candidates(array, full, temps, options: EncodeOptions, bpp, mask, f
     return candidates
 
 
+def _key_interval(array: np.ndarray, options: EncodeOptions, factor: int) -> int | None:
+    """Inter-slice prediction's key interval for the wavelet candidate over no learned
+    iterations (None: every slice intra): 3-D volumes of whole slices, unless switched off."""
+    if not options.interslice or array.ndim != 3 or array.shape[0] < 2 \
+            or prep.piece_grid(array.shape[1], array.shape[2], factor) is not None:
+        return None
+    return KEY_INTERVAL
+
+
 def _out_of_reach(options: EncodeOptions, full: EncodeStats) -> InputError:
     name, value = options.target
     if options.psnr is not None:
@@ -118,7 +132,9 @@ def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: Encode
         candidates = _learned_candidates(array, full, temps, options, bpp, mask, model.config.factor, encode_args)
         if options.wavelet:
             layered = wavelet_candidate.candidate(array, temps["wavelet"], temps["full"], psnr=psnr, bpp=bpp,
-                                                  mask=mask, tolerance=BPP_TOLERANCE, **encode_args)
+                                                  mask=mask, tolerance=BPP_TOLERANCE,
+                                                  key_interval=_key_interval(array, options, model.config.factor),
+                                                  **encode_args)
             if layered is not None:
                 candidates.append((layered, temps["wavelet"]))
         if psnr is not None and array.dtype.kind in "iu":

@@ -166,11 +166,14 @@ def _best_base(array, full_path, header: Header, inside, psnr, bpp) -> tuple[int
 
 
 def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, bpp: float | None = None,
-              mask: np.ndarray | None = None, tolerance: float = 0.05, **kwargs) -> EncodeStats | None:
+              mask: np.ndarray | None = None, tolerance: float = 0.05, key_interval: int | None = None,
+              **kwargs) -> EncodeStats | None:
     """Encode ``array`` to ``path`` with the best (base, step) for the target; None when
     no step fits a rate target. ``full_path``: the full-iteration encode of the same array
     (its prefixes are the bases); a rate target is met within ``tolerance`` below it where
-    possible; ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
+    possible; ``key_interval`` (not None) adds inter-slice prediction to a base of no learned
+    iterations (the step search is on intra trials; the real encodes correct it);
+    ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
     planes = (-1,) + array.shape[-2:]  # (slices, h, w)
     inside = (np.ones(array.shape, bool) if mask is None else mask).reshape(planes)
     header = read_header(full_path)
@@ -181,8 +184,8 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     zero = _zero_tiles(header) if k == 0 else None
 
     def encode_at(step):
-        stats = encode.compress(array, path, iterations=max(k, 1), tiles=zero,
-                                transform_step=step, overwrite=True, **kwargs)
+        stats = encode.compress(array, path, iterations=max(k, 1), tiles=zero, transform_step=step,
+                                key_interval=key_interval if k == 0 else None, overwrite=True, **kwargs)
         if mask is not None:
             stats.psnr_roi = prep.psnr(array, decode.decompress(path)[0], inside=mask)
         return stats

@@ -1,0 +1,113 @@
+"""Inter-slice prediction in ``.mlc`` files (format 1.4, ZPRD): the pipeline's round trip,
+random access bounded by the key interval, the golden file, rate control's choice, and
+the refusals."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medcodec import api, format as mlc, prep
+from medcodec.coding import interslice
+from medcodec.errors import ContainerError, InputError
+from medcodec.format.reader import Reader
+from medcodec.pipeline import decode, encode
+from medcodec.ratecontrol import compress_to
+from medcodec.ratecontrol.wavelet import _zero_tiles
+
+GOLDEN_1_4 = Path(__file__).parent.parent / "data" / "golden_v1_4.mlc"  # 1.4: inter-slice prediction
+# SHA-256 of its decoded voxels, pinned when the file was written (12 slices, key interval 4)
+GOLDEN_1_4_SHA256 = "e1a0aee6bdd5d62db124aa04d6a53b57f9a58ca47e80f41b5526e4c2df56ce6c"
+
+
+@pytest.fixture(scope="module")
+def volume():
+    import SimpleITK as sitk
+
+    from medcodec.io.images import read_image
+    from medcodec.samples import sample_path
+
+    array = sitk.GetArrayFromImage(read_image(sample_path()))
+    return np.ascontiguousarray(array[14:26, 30:110, 10:106]).astype(np.uint16)  # 12 real slices of 80x96
+
+
+def _inter_file(vol, path, key=4, step=48.0):
+    """An inter-coded file over no learned iterations (what rate control writes)."""
+    first = path.with_name("plain.mlc")
+    encode.compress(vol, first, iterations=1, overwrite=True)
+    tiles = _zero_tiles(mlc.read_header(first))
+    return encode.compress(vol, path, iterations=1, tiles=tiles, transform_step=step, key_interval=key,
+                           overwrite=True)
+
+
+def test_round_trip_is_what_the_encoder_measured_and_smaller_than_intra(volume, tmp_path):
+    stats = _inter_file(volume, tmp_path / "v.mlc")
+    decoded, h = decode.decompress(tmp_path / "v.mlc")
+    assert h.version == (1, 4)
+    assert prep.psnr(volume, decoded) == stats.psnr and prep.max_abs_error(volume, decoded) == stats.max_abs_error
+    facts = api.info(tmp_path / "v.mlc")
+    assert facts["interslice"]["key_interval"] == 4 and facts["interslice"]["inter_slices"] >= 6
+    intra = encode.compress(volume, tmp_path / "i.mlc", iterations=1, tiles=_zero_tiles(h), transform_step=48.0,
+                            overwrite=True)
+    assert mlc.read_header(tmp_path / "i.mlc").version == (1, 3)  # intra files keep the older version
+    assert stats.bytes < intra.bytes
+
+
+def test_one_slice_decodes_from_at_most_the_key_interval(volume, tmp_path, monkeypatch):
+    _inter_file(volume, tmp_path / "v.mlc", key=4)
+    full, _ = decode.decompress(tmp_path / "v.mlc")
+    read = []
+    original = Reader.read_wavelet
+    monkeypatch.setattr(Reader, "read_wavelet", lambda self, i: read.append(i) or original(self, i))
+    for s in (0, 3, 7, 11):
+        read.clear()
+        one, _ = decode.decode_slices(tmp_path / "v.mlc", slices=[s])
+        np.testing.assert_array_equal(one[0], full[s])
+        assert len(read) <= 4 and max(read) == s and min(read) >= s - s % 4
+    two, _ = decode.decode_slices(tmp_path / "v.mlc", slices=[9, 2])  # any order, as asked
+    np.testing.assert_array_equal(two, full[[9, 2]])
+
+
+def _golden_hash(decoded):
+    return hashlib.sha256(np.ascontiguousarray(decoded).tobytes()).hexdigest()
+
+
+def test_golden_v1_4_decodes_to_the_same_image():
+    decoded, h = decode.decompress(GOLDEN_1_4)
+    assert h.version == (1, 4) and h.size == (96, 80, 12)
+    with Reader(GOLDEN_1_4) as r:
+        assert r.prediction.key_interval == 4 and int(r.prediction.modes.sum()) == 9
+    assert _golden_hash(decoded) == GOLDEN_1_4_SHA256
+
+
+def test_forged_predictions_are_refused(volume, tmp_path):
+    h = mlc.read_header(GOLDEN_1_4)
+    good = mlc.SlicePrediction(4, np.array([0, 1, 1, 1] * 3, np.uint8), np.zeros((12, 19), np.int8))
+    assert mlc.SlicePrediction.decode(good.encode(), h).key_interval == 4
+    for modes in ([1] + [0] * 11, [0, 1, 1, 1, 1] + [0] * 7, [0, 2] + [0] * 10):  # inter first / key / unknown
+        bad = mlc.SlicePrediction(4, np.array(modes, np.uint8), np.zeros((12, 19), np.int8))
+        with pytest.raises(ContainerError):
+            mlc.SlicePrediction.decode(bad.encode(), h)
+    with pytest.raises(ContainerError):
+        mlc.SlicePrediction.decode(good.encode()[:-1], h)
+
+
+def test_bad_requests_say_what_to_do(volume, tmp_path):
+    with pytest.raises(InputError, match="transform_step"):
+        encode.compress(volume, tmp_path / "x.mlc", iterations=1, key_interval=4)
+    with pytest.raises(InputError, match="3-D"):
+        encode.compress(volume[0], tmp_path / "x.mlc", iterations=1, transform_step=8.0, key_interval=4)
+    with pytest.raises(InputError, match="key_interval"):
+        encode.compress(volume, tmp_path / "x.mlc", iterations=1, transform_step=8.0, key_interval=-1)
+    with pytest.raises(InputError, match="no-interslice"):
+        api.compress(volume, tmp_path / "x.mlc", iterations=2, interslice=False)
+    assert not (tmp_path / "x.mlc").exists()
+
+
+def test_rate_control_predicts_volumes_and_can_be_told_not_to(volume, tmp_path):
+    inter = compress_to(volume, tmp_path / "p.mlc", psnr=45.0)
+    intra = compress_to(volume, tmp_path / "q.mlc", psnr=45.0, interslice=False)
+    assert inter.psnr >= 45.0 and intra.psnr >= 45.0
+    assert api.info(tmp_path / "p.mlc")["interslice"] is not None and api.info(tmp_path / "q.mlc")["interslice"] is None
+    assert inter.bytes < intra.bytes
