@@ -32,13 +32,17 @@ def volume():
     return np.ascontiguousarray(array[14:26, 30:110, 10:106]).astype(np.uint16)  # 12 real slices of 80x96
 
 
+# the shipped checkpoint, named (the suite's default model is a tiny test model)
+SHIPPED = (Path(__file__).parent.parent.parent / "checkpoints" / "DEFAULT").read_text().strip()
+
+
 def _inter_file(vol, path, key=4, step=48.0):
     """An inter-coded file over no learned iterations (what rate control writes)."""
     first = path.with_name("plain.mlc")
-    encode.compress(vol, first, iterations=1, overwrite=True)
+    encode.compress(vol, first, iterations=1, overwrite=True, model_id=SHIPPED)
     tiles = _zero_tiles(mlc.read_header(first))
     return encode.compress(vol, path, iterations=1, tiles=tiles, transform_step=step, key_interval=key,
-                           overwrite=True)
+                           overwrite=True, model_id=SHIPPED)
 
 
 def test_round_trip_is_what_the_encoder_measured_and_smaller_than_intra(volume, tmp_path):
@@ -49,7 +53,7 @@ def test_round_trip_is_what_the_encoder_measured_and_smaller_than_intra(volume, 
     facts = api.info(tmp_path / "v.mlc")
     assert facts["interslice"]["key_interval"] == 4 and facts["interslice"]["inter_slices"] >= 6
     intra = encode.compress(volume, tmp_path / "i.mlc", iterations=1, tiles=_zero_tiles(h), transform_step=48.0,
-                            overwrite=True)
+                            overwrite=True, model_id=SHIPPED)
     assert mlc.read_header(tmp_path / "i.mlc").version == (1, 3)  # intra files keep the older version
     assert stats.bytes < intra.bytes
 
