@@ -16,8 +16,8 @@ slice decodes from at most ``key_interval`` slices.
 
 Chains (an intra slice and the inter slices after it) are independent: they are coded on
 threads (:func:`.threads.map_slices`), the slices of a chain in order. Pure numpy plus the
-compiled wavelet coder; the same integers everywhere. Not yet in the ``.mlc`` container:
-this module is the coder and its measurement (``benchmarks/interslice.py``).
+compiled wavelet coder; the same integers everywhere. The file stores modes and weights
+in its ZPRD chunk (``.mlc`` 1.4); measured by ``benchmarks/interslice.py``.
 """
 
 from __future__ import annotations
@@ -58,12 +58,18 @@ def band_count(shape: tuple[int, int]) -> int:
     return 1 + 3 * wavelet.levels_for(*shape)
 
 
+def _bands_of(image: np.ndarray, mid: float) -> list[np.ndarray]:
+    """The wavelet bands of image - mid (h, w), laid flat (LL first)."""
+    return _bands_flat(wavelet.forward(image.astype(np.float64) - mid, wavelet.levels_for(*image.shape)))
+
+
 def weights_for(target: np.ndarray, reference: np.ndarray, mid: float) -> np.ndarray:
     """Per-band int8 weights (in 1 / WEIGHT_SCALE) that best predict ``target``'s bands from
     ``reference``'s (least squares per band, rounded, clipped to int8), both (h, w)."""
-    levels = wavelet.levels_for(*target.shape)
-    tb = _bands_flat(wavelet.forward(target.astype(np.float64) - mid, levels))
-    rb = _bands_flat(wavelet.forward(reference.astype(np.float64) - mid, levels))
+    return _weights(_bands_of(target, mid), _bands_of(reference, mid))
+
+
+def _weights(tb: list[np.ndarray], rb: list[np.ndarray]) -> np.ndarray:
     out = np.zeros(len(tb), np.int8)
     for i, (t, r) in enumerate(zip(tb, rb)):
         energy = float(np.sum(r * r))
@@ -74,13 +80,17 @@ def weights_for(target: np.ndarray, reference: np.ndarray, mid: float) -> np.nda
 
 def prediction(reference: np.ndarray, weights: np.ndarray, mid: float, window: tuple[float, float]) -> np.ndarray:
     """The inter base from the decoded previous slice ``reference`` (h, w), in its pixel type."""
-    levels = wavelet.levels_for(*reference.shape)
-    rb = _bands_flat(wavelet.forward(reference.astype(np.float64) - mid, levels))
+    return _predicted(_bands_of(reference, mid), weights, mid, window, reference.dtype)
+
+
+def _predicted(rb: list[np.ndarray], weights: np.ndarray, mid: float, window, dtype) -> np.ndarray:
+    """:func:`prediction` from the reference's bands (:func:`_bands_of`)."""
+    levels = (len(rb) - 1) // 3
     scaled = [b * (int(w) / WEIGHT_SCALE) for b, w in zip(rb, weights)]
     out = np.clip(wavelet.inverse(_bands_nested(scaled, levels)) + mid, window[0], window[1])
-    if reference.dtype.kind in "iu":
+    if np.dtype(dtype).kind in "iu":
         out = np.rint(out)
-    return out.astype(reference.dtype)
+    return out.astype(dtype)
 
 
 def _coded(original: np.ndarray, base: np.ndarray, delta: float, window, rho: float) -> tuple[bytes, np.ndarray]:
@@ -115,8 +125,9 @@ def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window
             data, final = _coded(originals[t], bases[t], delta, window, rho)
             record = SliceRecord(INTRA, zero, levels, data)
             if inter and prev is not None:
-                w = weights_for(originals[t], prev, mid)
-                data_p, final_p = _coded(originals[t], prediction(prev, w, mid, window), delta, window, rho)
+                rb = _bands_of(prev, mid)  # the reference's transform, once for weights and prediction
+                w = _weights(_bands_of(originals[t], mid), rb)
+                data_p, final_p = _coded(originals[t], _predicted(rb, w, mid, window, prev.dtype), delta, window, rho)
                 if len(data_p) + nb < len(data):  # the weights cost a byte per band
                     record, final = SliceRecord(INTER, w, levels, data_p), final_p
             records[t], finals[t] = record, final

@@ -36,6 +36,13 @@ def _check_parts(header: Header, codes, bounded_error, tiles, wavelet) -> None:
             raise ContainerError(f"inter-slice prediction does not fit the file: {e}") from e
 
 
+def _version(header: Header, tiles, wavelet) -> tuple[int, int]:
+    """The lowest format version that has every chunk a file uses."""
+    if wavelet is not None:
+        return VERSION if wavelet.prediction is not None else (1, 3)
+    return (1, 2) if tiles is not None or header.grid is not None else (1, 1)
+
+
 def _indexed(kind: bytes, payloads, offset: int, bodies: list) -> tuple[list[bytes], int]:
     """Frame each payload as a ``kind`` chunk at ``offset`` onwards (appended to ``bodies``);
     returns their index entries and the offset after them."""
@@ -90,8 +97,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
     index = frame_chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
     layer_index = _layer_chunks(header, bounded_error, wavelet, offset, bodies)
     # the lowest version that has every chunk used, so older readers open what they can
-    version = VERSION if wavelet is not None and wavelet.prediction is not None else (1, 3) if wavelet is not None else (
-        (1, 2) if tiles is not None or header.grid is not None else (1, 1))
+    version = _version(header, tiles, wavelet)
     parts = [preamble(*version), head, meta, *layer_index, index, *bodies, END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
