@@ -62,7 +62,7 @@ def medcodec_rows(name, vol):
             if not np.array_equal(decoded, finals):
                 raise SystemExit(f"{name} {label} delta {delta}: decode differs from the encoder's slices")
             side = (1 + len(records[0].weights)) * len(records) if inter else 0
-            nbytes = sum(len(r.stream) + FRAMING for r in records) + side
+            nbytes = sum(len(r.record[1]) + FRAMING for r in records) + side
             rows.append({"volume": name, "coder": label, "param": delta, "bytes": nbytes,
                          "bpp": 8.0 * nbytes / vol.size, "psnr": prep.psnr(vol, decoded),
                          "inter_slices": sum(r.mode for r in records), "slices": len(records),

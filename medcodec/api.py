@@ -42,7 +42,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, options: EncodeOptions 
     The mode comes from ``options`` and/or keywords naming its fields: ``iterations`` K
     (default 8) learned iterations, each adding up to ``bits / factor^2`` bits per pixel;
     ``max_error`` E adds the bounded-error layer (integer images: every voxel within E, 0 =
-    lossless, verified here by decoding; base iterations default 2); ``bpp`` / ``ratio`` /
+    lossless, verified here by decoding; no learned iterations under it by default, and
+    3-D volumes then predict each slice from the one before unless ``interslice=False``); ``bpp`` / ``ratio`` /
     ``psnr`` let rate control choose (with ``roi``, ``background_weight``, ``adaptive``,
     ``wavelet``, ``interslice``); ``model_id`` picks the checkpoint. Explicit codings may also give ``tiles``
     (per-tile iteration counts, :mod:`medcodec.ratecontrol.tiles`) or ``transform_step``
@@ -62,7 +63,20 @@ def compress(array: np.ndarray, path: str | os.PathLike, options: EncodeOptions 
     from .pipeline.encode import compress as encode
 
     return encode(array, path, iterations=options.base_iterations, max_error=options.max_error,
-                  model_id=options.model_id, tiles=tiles, transform_step=transform_step, **common)
+                  model_id=options.model_id, tiles=tiles, transform_step=transform_step,
+                  key_interval=_key_interval(array, options, tiles, transform_step), **common)
+
+
+def _key_interval(array, options: EncodeOptions, tiles, transform_step) -> int | None:
+    """Inter-slice prediction for an explicit bounded-error encode of a volume over no
+    learned iterations (lossless / max_error by default), unless ``interslice=False``."""
+    if options.max_error is None or options.base_iterations != 0 or tiles is not None \
+            or transform_step is not None or not options.interslice:
+        return None
+    from .model import checkpoint
+    from .pipeline.encode import default_key_interval
+
+    return default_key_interval(np.asarray(array), checkpoint.load(options.model_id).config.factor)
 
 
 def write(image, path: str | os.PathLike, options: EncodeOptions | None = None, **kwargs) -> EncodeStats:
@@ -116,7 +130,7 @@ def info(path: str | os.PathLike) -> dict:
                                                       min(int(tiles.counts.max(initial=0)), h.iterations)],
         "residual_layer": ("bounded-error" if max_error is not None else "wavelet" if wavelet is not None else None),
         "max_error": max_error, "wavelet_step": None if wavelet is None else wavelet[0],
-        # inter-slice prediction of the wavelet layer: key interval, slices predicted from the one before
+        # inter-slice prediction of the residual layer: key interval, slices predicted from the one before
         "interslice": None if prediction is None else {"key_interval": prediction.key_interval,
                                                        "inter_slices": int(prediction.modes.sum())},
         "bytes": nbytes, "bpp": 8.0 * nbytes / voxels,

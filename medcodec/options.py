@@ -27,11 +27,11 @@ from .errors import InputError
 
 DEFAULT_ITERATIONS = 8
 # Learned iterations under the bounded-error layer when none are named (lossless and
-# near-lossless). The residual coder predicts from decoded neighbours, so a coarse base costs
-# least: on the four development images (benchmarks/results/lossless_base.md, E = 0 and 2)
-# 2 is within 2.7 % of the best of 1/2/4/8 everywhere and has the lowest mean lossless rate;
-# 8 costs 6-19 % more.
-BOUNDED_ERROR_BASE_ITERATIONS = 2
+# near-lossless). The residual coder predicts from decoded neighbours, so the coarsest base
+# costs least: on the four development images (benchmarks/results/lossless_base.md, E = 0
+# and 2) no learned iterations (the window's middle as base) beat 1 and 2 everywhere, and
+# such a file decodes without the network; 3-D volumes then also get inter-slice prediction.
+BOUNDED_ERROR_BASE_ITERATIONS = 0
 DEFAULT_BACKGROUND_WEIGHT = 0.1  # errors outside a region of interest count 10 dB less
 MAX_ERROR_LIMIT = 65535  # the format stores E as u16
 TARGETS = ("bpp", "ratio", "psnr")
@@ -66,7 +66,7 @@ class EncodeOptions:
     background_weight: float | None = None  # weight of errors outside ``roi`` (None: the default)
     adaptive: bool = True               # adaptive tiles (per-tile iteration counts) under a target
     wavelet: bool = True                # the wavelet layer as a rate-control candidate
-    interslice: bool = True             # volumes: the wavelet layer predicts each slice from the one before
+    interslice: bool = True             # volumes: the residual layer predicts each slice from the one before
     model_id: str | None = None         # None: the shipped default checkpoint
 
     def __post_init__(self):
@@ -141,7 +141,8 @@ def _chk_targets(o: EncodeOptions) -> None:
 
 def _chk_steering(o: EncodeOptions) -> None:
     steering = [n for n in TARGET_STEERING
-                if (getattr(o, n) is not None if n in ("roi", "background_weight") else not getattr(o, n))]
+                if (getattr(o, n) is not None if n in ("roi", "background_weight") else not getattr(o, n))
+                and not (n == "interslice" and o.max_error is not None)]  # lossless volumes predict too
     if steering and o.target is None:
         names = {"roi": "roi (--roi)", "background_weight": "background_weight (--background-weight)",
                  "adaptive": "adaptive=False (--uniform)", "wavelet": "wavelet=False (--no-wavelet)",

@@ -96,9 +96,10 @@ def _add_encode(sub) -> None:
                       help="with --bpp/--ratio/--psnr: leave out the wavelet layer (CDF 9/7 on the "
                            "residual of 0-4 learned iterations), e.g. for readers that know .mlc 1.2 only")
     rate.add_argument("--no-interslice", action="store_true",
-                      help="with --bpp/--ratio/--psnr on a 3-D volume: code every slice alone instead of "
-                           "predicting it from the decoded slice before it (inter-slice prediction, on by "
-                           "default; a key slice every 16 keeps random access; needs .mlc 1.4 readers)")
+                      help="with --bpp/--ratio/--psnr, --lossless or --max-error on a 3-D volume: code every "
+                           "slice alone instead of predicting it from the decoded slice before it (inter-slice "
+                           "prediction, on by default; a key slice every 16 keeps random access; needs .mlc "
+                           "1.4 readers, 1.5 with --lossless/--max-error)")
     rate.add_argument("--roi", metavar="auto|MASK",
                       help="region of interest for --bpp/--ratio/--psnr: 'auto' (body mask: CT above -500 HU, "
                            "else Otsu; largest component, holes filled) or a label image on the same grid "

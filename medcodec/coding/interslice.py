@@ -1,6 +1,7 @@
-"""Inter-slice prediction for the wavelet layer: slice t of a volume coded as what a
+"""Inter-slice prediction for the residual layers: slice t of a volume coded as what a
 prediction from the decoded slice t-1 missed (closed loop, so encoder and decoder predict
-from the same pixels).
+from the same pixels). The wavelet layer codes what the prediction missed; the
+bounded-error layer takes the prediction as its base (lossless and ``--max-error`` volumes).
 
 The predictor is per wavelet band: with W the CDF 9/7 transform of :mod:`.wavelet` and
 ``mid`` the base a slice without learned iterations has (the window's middle),
@@ -16,13 +17,15 @@ slice decodes from at most ``key_interval`` slices.
 
 Chains (an intra slice and the inter slices after it) are independent: they are coded on
 threads (:func:`.threads.map_slices`), the slices of a chain in order. Pure numpy plus the
-compiled wavelet coder; the same integers everywhere. The file stores modes and weights
-in its ZPRD chunk (``.mlc`` 1.4); measured by ``benchmarks/interslice.py``.
+compiled coders; the same integers everywhere. The file stores modes and weights in its
+ZPRD chunk (``.mlc`` 1.4 for the wavelet layer, 1.5 for the bounded-error layer); measured
+by ``benchmarks/interslice.py`` and ``benchmarks/interslice_lossless.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -37,12 +40,12 @@ WEIGHT_SCALE = 64  # weights are int8 / 64: -2 .. 1.98 in steps of 1/64
 @dataclasses.dataclass(frozen=True)
 class SliceRecord:
     """What a file stores for one slice: mode, per-band int8 weights (inter only; zeros for
-    intra), decomposition levels and the wavelet layer's stream."""
+    intra) and the residual layer's own record of the slice (wavelet layer: (decomposition
+    levels, stream); bounded-error layer: its stream)."""
 
     mode: int
     weights: np.ndarray
-    levels: int
-    stream: bytes
+    record: object
 
 
 def _bands_flat(bands) -> list[np.ndarray]:
@@ -106,14 +109,14 @@ def chains(n: int, key_interval: int) -> list[range]:
     return [range(s, min(s + step, n)) for s in range(0, max(n, 1), step)] if n else []
 
 
-def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window: tuple[float, float],
-                  key_interval: int, rho: float = wavelet_layer.RHO, threads: int | None = None,
-                  inter: bool = True) -> tuple[list[SliceRecord], np.ndarray]:
-    """Code the slices (S, h, w) of one volume over their intra ``bases`` (S, h, w):
-    (records, final slices as decoded). ``inter=False`` codes every slice intra (the
-    reference the measurements compare with)."""
+def encode_chains(originals: np.ndarray, bases: np.ndarray, code: Callable, window: tuple[float, float],
+                  key_interval: int, threads: int | None = None, inter: bool = True) -> tuple[list[SliceRecord], np.ndarray]:
+    """Code the slices (S, h, w) of one volume with any residual layer over their intra
+    ``bases`` (S, h, w): ``code(original, base) -> (record, bytes, final)`` codes one slice
+    over a base. Returns (records, final slices as decoded). ``inter=False`` codes every
+    slice intra (the reference the measurements compare with)."""
     shape = originals.shape[1:]
-    levels, nb = wavelet.levels_for(*shape), band_count(shape)
+    nb = band_count(shape)
     mid = _mid(window, originals.dtype)
     finals = np.empty_like(originals)
     records: list = [None] * len(originals)
@@ -122,14 +125,14 @@ def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window
     def chain(c: int) -> None:
         prev = None
         for t in groups[c]:
-            data, final = _coded(originals[t], bases[t], delta, window, rho)
-            record = SliceRecord(INTRA, zero, levels, data)
+            layer_record, size, final = code(originals[t], bases[t])
+            record = SliceRecord(INTRA, zero, layer_record)
             if inter and prev is not None:
                 rb = _bands_of(prev, mid)  # the reference's transform, once for weights and prediction
                 w = _weights(_bands_of(originals[t], mid), rb)
-                data_p, final_p = _coded(originals[t], _predicted(rb, w, mid, window, prev.dtype), delta, window, rho)
-                if len(data_p) + nb < len(data):  # the weights cost a byte per band
-                    record, final = SliceRecord(INTER, w, levels, data_p), final_p
+                layer_p, size_p, final_p = code(originals[t], _predicted(rb, w, mid, window, prev.dtype))
+                if size_p + nb < size:  # the weights cost a byte per band
+                    record, final = SliceRecord(INTER, w, layer_p), final_p
             records[t], finals[t] = record, final
             prev = final
 
@@ -138,10 +141,11 @@ def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window
     return records, finals
 
 
-def decode_volume(bases: np.ndarray, records: list[SliceRecord], delta: float, window: tuple[float, float],
-                  rho: float = wavelet_layer.RHO, threads: int | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_volume`: the final slices (S, h, w), in the bases' type.
-    The first record must be intra; chains are decoded on threads."""
+def decode_chains(bases: np.ndarray, records: list[SliceRecord], decode: Callable, window: tuple[float, float],
+                  threads: int | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_chains` with ``decode(base, record) -> final``: the final
+    slices (S, h, w), in the bases' type. The first record must be intra; chains are
+    decoded on threads."""
     if records and records[0].mode != INTRA:
         raise ValueError("the first slice of a volume must be intra")
     mid = _mid(window, bases.dtype)
@@ -153,10 +157,33 @@ def decode_volume(bases: np.ndarray, records: list[SliceRecord], delta: float, w
         for t in range(starts[c], starts[c + 1]):
             r = records[t]
             base = bases[t] if r.mode == INTRA else prediction(prev, r.weights, mid, window)
-            out[t] = prev = wavelet_layer.decode_slice(base, r.levels, r.stream, delta, window, rho)
+            out[t] = prev = decode(base, r.record)
 
     map_slices(chain, len(starts) - 1, threads)
     return out
+
+
+def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window: tuple[float, float],
+                  key_interval: int, rho: float = wavelet_layer.RHO, threads: int | None = None,
+                  inter: bool = True) -> tuple[list[SliceRecord], np.ndarray]:
+    """:func:`encode_chains` with the wavelet layer at step ``delta``: records hold
+    (levels, stream)."""
+    levels = wavelet.levels_for(*originals.shape[1:])
+
+    def code(original, base):
+        data, final = _coded(original, base, delta, window, rho)
+        return (levels, data), len(data), final
+
+    return encode_chains(originals, bases, code, window, key_interval, threads, inter)
+
+
+def decode_volume(bases: np.ndarray, records: list[SliceRecord], delta: float, window: tuple[float, float],
+                  rho: float = wavelet_layer.RHO, threads: int | None = None) -> np.ndarray:
+    """Inverse of :func:`encode_volume`."""
+    def decode(base, record):
+        return wavelet_layer.decode_slice(base, record[0], record[1], delta, window, rho)
+
+    return decode_chains(bases, records, decode, window, threads)
 
 
 def _mid(window: tuple[float, float], dtype) -> float:

@@ -26,15 +26,37 @@ from . import bounded_error, interslice, wavelet_layer
 @dataclasses.dataclass(frozen=True)
 class BoundedErrorCodec:
     """The bounded-error layer with bound ``max_error`` E (0 = lossless); a record is the
-    slice's stream (bytes)."""
+    slice's stream (bytes). With ``key_interval`` (not None) the slices of a call are one
+    volume coded with inter-slice prediction (:mod:`.interslice`, predictions clipped to the
+    file's intensity ``window``) and a record is an :class:`.interslice.SliceRecord`."""
 
     max_error: int
+    key_interval: int | None = None
+    window: tuple[float, float] | None = None
+
+    @property
+    def sequential(self) -> bool:
+        """Whether slices depend on the slices before them (a call must hold whole chains)."""
+        return self.key_interval is not None
 
     def encode_slices(self, originals: np.ndarray, bases: np.ndarray,
                       threads: int | None = None) -> list[tuple[bytes, np.ndarray]]:
+        if self.sequential:
+            def code(original, base):
+                data, final = bounded_error.encode_slice(original, base, self.max_error)
+                return data, len(data), final
+
+            records, finals = interslice.encode_chains(originals, bases, code, self.window, self.key_interval,
+                                                       threads)
+            return list(zip(records, finals))
         return bounded_error.encode_slices(originals, bases, self.max_error, threads)
 
     def decode_slices(self, bases: np.ndarray, records: list[bytes], threads: int | None = None) -> np.ndarray:
+        if self.sequential:
+            def decode(base, data):
+                return bounded_error.decode_slice(base, data, self.max_error)
+
+            return interslice.decode_chains(bases, records, decode, self.window, threads)
         return bounded_error.decode_slices(bases, records, self.max_error, threads)
 
 

@@ -108,12 +108,15 @@ def _same_geometry(a, b, rtol: float, atol: float) -> bool:
                for x, y in ((a.spacing, b.spacing), (a.origin, b.origin), (a.direction, b.direction)))
 
 
-def _check_iterations(header, options: ConvertOptions, model_id: str | None) -> None:
+def _check_iterations(header, tile_iterations, options: ConvertOptions, model_id: str | None) -> None:
+    """The stored iterations against those asked for; ``tile_iterations`` (min, max) of the
+    tile counts (None without tiles): all 0 is a file of no learned iterations."""
     targeted = options.encode.target is not None  # rate control picks the iterations
     want = options.iterations
-    if (header.iterations > (want or header.iterations) if targeted else header.iterations != want) \
+    used = 0 if tile_iterations is not None and tile_iterations[1] == 0 else header.iterations
+    if (header.iterations > (want or header.iterations) if targeted else used != want) \
             or (model_id and header.model_id != model_id):
-        raise VerificationError(f"written with {header.iterations} iterations of {header.model_id}, "
+        raise VerificationError(f"written with {used} iterations of {header.model_id}, "
                                 f"asked for {'at most ' if targeted else ''}{want} of {model_id}")
 
 
@@ -138,7 +141,7 @@ def _verify_mlc(path: Path, array, geometry, options: ConvertOptions, encoded_ps
         raise VerificationError(f"decoded {decoded.shape} {decoded.dtype}, original {array.shape} {array.dtype}")
     if not _same_geometry(api.geometry_of(header), geometry, 1e-9, 1e-9):
         raise VerificationError("decoded geometry (spacing/origin/direction) differs from the original")
-    _check_iterations(header, options, model_id)
+    _check_iterations(header, api.info(path)["tile_iterations"], options, model_id)
     psnr, max_err = prep.psnr(array, decoded), prep.max_abs_error(array, decoded)
     _check_targets(path, array, psnr, options)
     if encoded_psnr is not None and not (psnr == encoded_psnr or abs(psnr - encoded_psnr) <= 0.1):

@@ -57,10 +57,12 @@ class TileMap:
 
 @dataclasses.dataclass
 class BoundedErrorLayer:
-    """The bounded-error layer: max_error E and per slice (crc_base, crc_final, stream)."""
+    """The bounded-error layer: max_error E and per slice (crc_base, crc_final, stream);
+    ``prediction`` its inter-slice prediction (ZPRD, since 1.5)."""
 
     max_error: int
     slices: list[tuple[int, int, bytes]]
+    prediction: "SlicePrediction | None" = None
 
 
 @dataclasses.dataclass
@@ -76,7 +78,7 @@ class WaveletLayer:
 
 @dataclasses.dataclass
 class SlicePrediction:
-    """Inter-slice prediction of the wavelet layer (ZPRD): key interval N (0: only slice 0 is
+    """Inter-slice prediction of the residual layer (ZPRD): key interval N (0: only slice 0 is
     a key slice), per slice ``modes`` uint8 (S,) (0 intra, 1 inter) and ``weights`` int8 (S, B)."""
 
     key_interval: int

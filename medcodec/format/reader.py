@@ -123,8 +123,8 @@ class Reader:
         self._parse_bounded_error_index(ridx)
         self._parse_wavelet_index(xidx)
         self.tiles = None if tile is None else TileMap.decode(tile, header)
-        if zprd is not None and xidx is None:
-            raise ContainerError(f"{self.path.name}: ZPRD chunk without a wavelet layer")
+        if zprd is not None and xidx is None and ridx is None:
+            raise ContainerError(f"{self.path.name}: ZPRD chunk without a residual layer")
         try:
             self.prediction = None if zprd is None else SlicePrediction.decode(zprd, header)
         except ContainerError as e:
@@ -253,7 +253,7 @@ def prefix_sizes(path) -> list[int]:
         overhead = CHUNK.size + CRC.size
         index_full = overhead + 4 + INDEX_ENTRY.size * h.slices * h.iterations
         ridx = layer_index_size(layer_prefix(r.max_error is not None, r.wavelet is not None), h.slices)
-        head_meta = r._data_start - PREAMBLE_SIZE - index_full - ridx - r._prediction_size  # ZPRD goes with XIDX
+        head_meta = r._data_start - PREAMBLE_SIZE - index_full - ridx - r._prediction_size  # ZPRD goes with the layer
         chunk_bytes = (r._index["len"].astype(np.int64) + overhead).sum(axis=0).cumsum()
     sizes = [int(PREAMBLE_SIZE + head_meta + overhead + 4 + INDEX_ENTRY.size * h.slices * k
                  + chunk_bytes[k - 1] + len(END_CHUNK)) for k in range(1, h.iterations)]

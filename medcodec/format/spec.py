@@ -40,7 +40,8 @@ reading only those chunks (progressive decoding).
 
 Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2 and the residual layer; 1.2
 adds the TILE and GRID chunks (a 1.1 reader refuses such files: unknown required chunks);
-1.3 adds the wavelet layer (XIDX, XRES); 1.4 inter-slice prediction (ZPRD).
+1.3 adds the wavelet layer (XIDX, XRES); 1.4 inter-slice prediction (ZPRD) of the wavelet
+layer; 1.5 ZPRD with the bounded-error layer too.
 A writer stamps the lowest version whose chunks it uses: files without tiles say 1.1. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
@@ -79,14 +80,17 @@ XRES chunks. ``XRES`` (required, after all CODE chunks) u32 slice, u8 decomposit
 rounded and clipped to the window. No error bound: it serves quality (PSNR) targets. A
 reader that decodes fewer iterations than stored ignores it.
 
-``ZPRD`` (required, since 1.4, only in files with a wavelet layer; right after META, GRID and
-TILE) inter-slice prediction of the wavelet layer (:mod:`medcodec.coding.interslice`): u16
+``ZPRD`` (required, since 1.4 in files with a wavelet layer, since 1.5 also with a
+bounded-error layer; right after META, GRID and TILE) inter-slice prediction of the residual
+layer (:mod:`medcodec.coding.interslice`): u16
 key interval N (every N-th slice is intra; 0: only the first), u16 bands B (= 1 + 3 x the
 decomposition levels), u32 n = slices, then n x (u8 mode, B x i8 weights). Mode 0 (intra):
 the slice's base is as without ZPRD; mode 1 (inter): its base is the prediction from the
 decoded slice before it, mid + W^-1(w_b / 64 x W(previous - mid)_b), rounded and clipped to
 the window (mid: the window's middle in the pixel type). Only for 3-D images not cut into
-pieces (no GRID); slice 0 and every N-th slice are intra.
+pieces (no GRID); slice 0 and every N-th slice are intra. With the bounded-error layer the
+prediction is the base its RESD stream refines (the bound holds over it); the RESD base CRC
+stays that of the intra base (the network's reconstruction).
 
 ``END `` (required, empty) is the last chunk of a complete file; nothing may follow it.
 
@@ -102,7 +106,7 @@ import struct
 import zlib
 
 MAGIC = b"\x89MLC\r\n\x1a\n"
-VERSION = (1, 4)
+VERSION = (1, 5)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}

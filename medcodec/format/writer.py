@@ -28,7 +28,7 @@ def _check_parts(header: Header, codes, bounded_error, tiles, wavelet) -> None:
     if wavelet is not None and (bounded_error is not None or len(wavelet.slices) != header.slices
                                 or not valid_wavelet_step(wavelet.delta, wavelet.rho)):
         raise ContainerError("wavelet layer does not match the header")
-    prediction = None if wavelet is None else wavelet.prediction
+    prediction = _prediction(bounded_error, wavelet)
     if prediction is not None:
         try:  # the checks a reader makes
             SlicePrediction.decode(prediction.encode(), header)
@@ -36,10 +36,18 @@ def _check_parts(header: Header, codes, bounded_error, tiles, wavelet) -> None:
             raise ContainerError(f"inter-slice prediction does not fit the file: {e}") from e
 
 
-def _version(header: Header, tiles, wavelet) -> tuple[int, int]:
+def _prediction(bounded_error, wavelet) -> SlicePrediction | None:
+    """The residual layer's inter-slice prediction (ZPRD), if any."""
+    layer = bounded_error if bounded_error is not None else wavelet
+    return None if layer is None else layer.prediction
+
+
+def _version(header: Header, tiles, bounded_error, wavelet) -> tuple[int, int]:
     """The lowest format version that has every chunk a file uses."""
+    if bounded_error is not None and bounded_error.prediction is not None:
+        return VERSION
     if wavelet is not None:
-        return VERSION if wavelet.prediction is not None else (1, 3)
+        return (1, 4) if wavelet.prediction is not None else (1, 3)
     return (1, 2) if tiles is not None or header.grid is not None else (1, 1)
 
 
@@ -84,8 +92,8 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
         meta += frame_chunk(b"GRID", GRID_FIELDS.pack(*header.grid))
     if tiles is not None:
         meta += frame_chunk(b"TILE", tiles.encode())
-    if wavelet is not None and wavelet.prediction is not None:
-        meta += frame_chunk(b"ZPRD", wavelet.prediction.encode())
+    if _prediction(bounded_error, wavelet) is not None:
+        meta += frame_chunk(b"ZPRD", _prediction(bounded_error, wavelet).encode())
     n_entries = header.slices * header.iterations
     index_len = CHUNK.size + 4 + INDEX_ENTRY.size * n_entries + CRC.size
     layer_index_len = layer_index_size(layer_prefix(bounded_error is not None, wavelet is not None), header.slices)
@@ -97,7 +105,7 @@ def write(path, header: Header, codes: list[list[tuple[int, bytes]]], overwrite:
     index = frame_chunk(b"INDX", struct.pack("<I", n_entries) + b"".join(entries))
     layer_index = _layer_chunks(header, bounded_error, wavelet, offset, bodies)
     # the lowest version that has every chunk used, so older readers open what they can
-    version = _version(header, tiles, wavelet)
+    version = _version(header, tiles, bounded_error, wavelet)
     parts = [preamble(*version), head, meta, *layer_index, index, *bodies, END_CHUNK]
     atomic_write(path, parts, overwrite=overwrite)
     return sum(len(p) for p in parts)
@@ -117,7 +125,8 @@ def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
         codes = [[r.read_codes(s, t) for t in range(iterations)] for s in range(h.slices)]
         bounded_error = wavelet = None
         if r.max_error is not None and iterations == h.iterations:
-            bounded_error = BoundedErrorLayer(r.max_error, [r.read_bounded_error(s) for s in range(h.slices)])
+            bounded_error = BoundedErrorLayer(r.max_error, [r.read_bounded_error(s) for s in range(h.slices)],
+                                              r.prediction)
         if r.wavelet is not None and iterations == h.iterations:
             wavelet = WaveletLayer(*r.wavelet, [r.read_wavelet(s) for s in range(h.slices)], r.prediction)
         tiles = r.tiles

@@ -29,11 +29,27 @@ from .layout import Layout, as_slices, to_pixels
 from .stats import EncodeStats, psnr_per_iteration, tile_summary
 
 
+# A key (intra) slice every 16 slices: on the MR atlas 1.0 % more bits than one key slice in
+# 32 and 0.6 % fewer than one in 8 (benchmarks/results/interslice.md), and one slice decodes
+# from at most 16.
+KEY_INTERVAL = 16
+
+
+def default_key_interval(array: np.ndarray, factor: int) -> int | None:
+    """Inter-slice prediction's key interval for a residual layer over no learned
+    iterations (None: every slice intra): 3-D volumes of at least 2 whole slices (not cut
+    into pieces for a network of stride ``factor``)."""
+    if array.ndim != 3 or array.shape[0] < 2 or prep.piece_grid(array.shape[1], array.shape[2], factor) is not None:
+        return None
+    return KEY_INTERVAL
+
+
 def _layer_for(array: np.ndarray, max_error, transform_step, key_interval=None) -> LayerStep | None:
     """The residual layer asked for (None: none), checked against the image."""
     if key_interval is not None:
-        if transform_step is None:
-            raise InputError("inter-slice prediction (key_interval) refines the wavelet layer: give transform_step")
+        if transform_step is None and max_error is None:
+            raise InputError("inter-slice prediction (key_interval) refines a residual layer: give transform_step "
+                             "or max_error")
         if isinstance(key_interval, bool) or not isinstance(key_interval, (int, np.integer)) \
                 or not 0 <= key_interval < 1 << 16:
             raise InputError(f"key_interval must be an integer from 0 to 65535, got {key_interval!r}")
@@ -45,7 +61,8 @@ def _layer_for(array: np.ndarray, max_error, transform_step, key_interval=None) 
         if array.dtype.kind not in "iu":
             raise InputError(f"a bounded error (max_error / lossless) needs integer pixels; this image is "
                              f"{array.dtype.name}: convert it to an integer type first")
-        return LayerStep(BoundedErrorCodec(int(max_error)))
+        return LayerStep(BoundedErrorCodec(int(max_error), None if key_interval is None else int(key_interval),
+                                           prep.window_of(array)))
     if transform_step is None:
         return None
     if isinstance(transform_step, bool) or not isinstance(transform_step, (int, float, np.floating)) \
@@ -141,10 +158,11 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
              key_interval: int | None = None) -> EncodeStats:
     """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
 
-    ``iterations`` (1..model max) learned iterations; ``tiles`` gives each tile its own count
-    (capped by ``iterations``); ``max_error`` E adds the bounded-error layer (integer images,
+    ``iterations`` (0..model max) learned iterations (0: none, the base is the window's
+    middle; the file stores one iteration whose tiles all have count 0); ``tiles`` gives each
+    tile its own count (capped by ``iterations``); ``max_error`` E adds the bounded-error layer (integer images,
     verified here by decoding), ``transform_step`` (pixel units) the wavelet layer instead;
-    ``key_interval`` N adds inter-slice prediction to the wavelet layer of a 3-D volume
+    ``key_interval`` N adds inter-slice prediction to the residual layer of a 3-D volume
     (:mod:`medcodec.coding.interslice`: every N-th slice intra, 0: only the first).
     ``progress(n)`` is called with image slices finished; ``workers``: threads entropy coding
     the slices (None: one per core, :func:`medcodec.coding.threads.default_threads`).
@@ -155,7 +173,10 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     layer = _layer_for(array, max_error, transform_step, key_interval)
     check_output(path, overwrite)  # fail before the encoding work, not after it
     model = checkpoint.load(model_id)
-    iterations = check_iterations(iterations, model.config.max_iterations)
+    learned = not (isinstance(iterations, (int, np.integer)) and not isinstance(iterations, bool) and iterations == 0)
+    if not learned and tiles is not None:
+        raise InputError("iterations=0 codes no learned iterations: give no tiles")
+    iterations = check_iterations(iterations if learned else 1, model.config.max_iterations)
     geometry = _check_geometry(geometry, array)
     slices = as_slices(array)
     n_image, full_h, full_w = slices.shape
@@ -167,6 +188,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     n, height, width = slices.shape
     layout = Layout.of(model.config, height, width, n)
     header = _header(array, geometry, slices, layout, iterations, model, metadata, grid)
+    if not learned:
+        tiles = layout.zero_tiles(n)
     layout.check_tiles(tiles, n, "compress")
     out = _Coded([], [], np.empty_like(slices), np.zeros((iterations + 1, n, layout.grid_h, layout.grid_w), np.float32))
     per = n // n_image  # pieces per image slice
@@ -191,8 +214,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     valid = prep.block_sums(np.ones((height, width)), layout.factor)
     return EncodeStats(
         path=str(path), bytes=nbytes, voxels=array.size, bpp=8.0 * nbytes / array.size,
-        ratio=array.nbytes / nbytes, iterations=iterations, psnr=prep.psnr(array, decoded),
-        max_abs_error=prep.max_abs_error(array, decoded), psnr_per_iteration=psnr_per_iteration(out.cell_sse, array.size),
+        ratio=array.nbytes / nbytes, iterations=iterations if learned else 0, psnr=prep.psnr(array, decoded),
+        max_abs_error=prep.max_abs_error(array, decoded), psnr_per_iteration=psnr_per_iteration(out.cell_sse, array.size) if learned else [],
         model_id=model.model_id, error_bound=None if max_error is None else int(max_error),
         transform_step=None if transform_step is None else float(transform_step), cell_sse=out.cell_sse,
-        tiles=None if tiles is None else tile_summary(out.cell_sse[-1], tiles, layout.factor, valid))
+        tiles=None if tiles is None or not learned else tile_summary(out.cell_sse[-1], tiles, layout.factor, valid))

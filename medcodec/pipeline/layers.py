@@ -39,7 +39,7 @@ class LayerStep:
     @property
     def sequential(self) -> bool:
         """Whether a slice needs the decoded slices before it (inter-slice prediction)."""
-        return not self.bounded and self.codec.sequential
+        return self.codec.sequential
 
     @staticmethod
     def needed(reader: Reader, slice_ids: list[int]) -> list[int]:
@@ -61,7 +61,11 @@ class LayerStep:
             return [record for record, _ in coded], np.stack([final for _, final in coded])
         # verified by decoding the streams, as a reader will
         checked = self.codec.decode_slices(bases, [record for record, _ in coded], threads)
-        records = [(_crc(b), zlib.crc32(final.tobytes()), data) for b, (data, final) in zip(bases, coded)]
+        records = []
+        for b, (record, final) in zip(bases, coded):
+            data = record.record if self.sequential else record
+            entry = (_crc(b), zlib.crc32(final.tobytes()), data)
+            records.append(SliceRecord(record.mode, record.weights, entry) if self.sequential else entry)
         return records, np.stack(checked)
 
     def decode(self, reader: Reader, slice_ids: list[int], bases: np.ndarray, threads: int | None = None) -> np.ndarray:
@@ -69,10 +73,7 @@ class LayerStep:
         a bounded-error base that differs from the encoder's, and a result that fails its CRC."""
         if not self.bounded:
             records = [reader.read_wavelet(i) for i in slice_ids]
-            if self.sequential:  # whole chains (see needed), in order
-                p = reader.prediction
-                records = [SliceRecord(int(p.modes[i]), p.weights[i], *r) for i, r in zip(slice_ids, records)]
-            return self.codec.decode_slices(bases, records, threads)
+            return self.codec.decode_slices(bases, self._chained(reader, slice_ids, records), threads)
         records = [reader.read_bounded_error(i) for i in slice_ids]
         for slice_index, base, (crc_base, _, _) in zip(slice_ids, bases, records):
             if _crc(base) != crc_base:
@@ -81,29 +82,40 @@ class LayerStep:
                     "the machine that encoded it (floating-point drift between CPU/GPU or library versions), "
                     f"so the guaranteed error bound {reader.max_error} would not hold. Decode it where it was "
                     "encoded or on a CPU (JAX_PLATFORMS=cpu), or decode a preview with fewer iterations.")
-        finals = self.codec.decode_slices(bases, [record[2] for record in records], threads)
+        finals = self.codec.decode_slices(bases, self._chained(reader, slice_ids, [r[2] for r in records]), threads)
         for slice_index, final, (_, crc_final, _) in zip(slice_ids, finals, records):
             if zlib.crc32(final.tobytes()) != crc_final:
                 raise ReconstructionMismatchError(f"{reader.path}: slice {slice_index} fails its checksum after "
                                                   "the bounded-error layer; the file is corrupted")
         return finals
 
+    def _chained(self, reader: Reader, slice_ids: list[int], layer_records: list) -> list:
+        """The codec's records of ``slice_ids`` from the layer's own (one per slice): with
+        their ZPRD mode and weights when slices are predicted (whole chains, see
+        :meth:`needed`, in order)."""
+        if not self.sequential:
+            return layer_records
+        p = reader.prediction
+        return [SliceRecord(int(p.modes[i]), p.weights[i], r) for i, r in zip(slice_ids, layer_records)]
+
     def chunk(self, records: list) -> BoundedErrorLayer | WaveletLayer:
-        if self.bounded:
-            return BoundedErrorLayer(self.codec.max_error, records)
+        prediction = None
         if self.sequential:
             prediction = SlicePrediction(self.codec.key_interval, np.array([r.mode for r in records], np.uint8),
                                          np.stack([r.weights for r in records]))
-            return WaveletLayer(self.codec.step, self.codec.rho, [(r.levels, r.stream) for r in records], prediction)
-        return WaveletLayer(self.codec.step, self.codec.rho, records)
+            records = [r.record for r in records]
+        if self.bounded:
+            return BoundedErrorLayer(self.codec.max_error, records, prediction)
+        return WaveletLayer(self.codec.step, self.codec.rho, records, prediction)
 
     @classmethod
     def of_file(cls, reader: Reader) -> "LayerStep | None":
         """The layer a file holds (None without one)."""
+        key = None if reader.prediction is None else reader.prediction.key_interval
+        window = tuple(reader.header.window)
         if reader.max_error is not None:
-            return cls(BoundedErrorCodec(reader.max_error))
+            return cls(BoundedErrorCodec(reader.max_error, key, window))
         if reader.wavelet is not None:
             delta, rho = reader.wavelet
-            key = None if reader.prediction is None else reader.prediction.key_interval
-            return cls(WaveletCodec(delta, tuple(reader.header.window), rho, key))
+            return cls(WaveletCodec(delta, window, rho, key))
         return None

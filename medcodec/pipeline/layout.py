@@ -59,6 +59,11 @@ class Layout:
                 tiles.cells, tiles.counts[ids]).cell_counts(self.grid_h, self.grid_w)
         return out
 
+    def zero_tiles(self, n: int) -> TileMap:
+        """Count 0 for n slices, one tile each: no learned iterations (the base is the
+        window's middle)."""
+        return TileMap(max(self.grid_h, self.grid_w), np.zeros((n, 1, 1), np.uint8))
+
     def check_tiles(self, tiles: TileMap | None, n: int, what: str) -> None:
         """Tile counts must cover n slices of this code grid (InputError)."""
         if tiles is None:

@@ -1,5 +1,6 @@
 """The bounded-error candidate for a PSNR target (integer images): a few learned iterations
-and the bounded-error layer, with the split and the bound E chosen by measured rate."""
+(or none: the window's middle as base, with inter-slice prediction on volumes) and the
+bounded-error layer, with the split and the bound E chosen by measured rate."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import numpy as np
 
 from .. import prep
 from ..coding.layers import BoundedErrorCodec
-from ..format import prefix_sizes
+from ..format import payload_sizes, prefix_sizes, read_header
 from ..options import MAX_ERROR_LIMIT
 from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
 
-BASES = (1, 2, 4, 8)  # learned iterations tried under the bounded-error layer
+BASES = (0, 1, 2, 4, 8)  # learned iterations tried under the bounded-error layer
 RESD_OVERHEAD_BYTES = 16 + 13 + 12  # RESD chunk header/CRC, its prefix, its RIDX entry
+TILE_BYTES = 40  # k = 0: the TILE chunk of all-zero counts (framing, prefix, deflated zeros), about
 
 
 def _largest_bound(trial, guaranteed: int) -> tuple[int, int]:
@@ -31,41 +33,55 @@ def _largest_bound(trial, guaranteed: int) -> tuple[int, int]:
     return lo, lo_bytes
 
 
-def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=None, **kwargs) -> EncodeStats:
+def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=None,
+              key_interval: int | None = None, **kwargs) -> EncodeStats:
     """Meet a PSNR with the bounded-error layer (beyond the network's reach, or as a
     candidate cheaper than the network alone): for each base of k learned iterations
     (decoded from the full encode's prefix), the largest bound E whose measured PSNR (inside
     ``mask`` if given) meets the target (E <= rms error always does, since MSE <= E^2), then
-    the (k, E) of the smallest file. ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
+    the (k, E) of the smallest file; over k = 0 a volume's slices are predicted from the ones
+    before with ``key_interval`` (None: not). ``kwargs`` go to
+    :func:`medcodec.pipeline.encode.compress`."""
     peak = float(array.max()) - float(array.min())
     originals = array.reshape((-1,) + array.shape[-2:])
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
     allowed_sse = int(inside.sum()) * (peak / 10 ** (target_db / 20)) ** 2
     guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), MAX_ERROR_LIMIT)
     sizes = prefix_sizes(full_path)
+    header = read_header(full_path)
     best = None  # (bytes, k, E)
     for k in (k for k in BASES if k <= len(sizes)):
-        base = decode.decompress(full_path, iterations=k, precision="float32")[0]  # the layer's base
-        base = base.reshape(originals.shape)
+        if k == 0:  # no learned iterations: the window's middle; one stored iteration of empty codes
+            base = np.full(originals.shape, prep.denormalise(np.zeros(1, np.float32), header.window,
+                                                             header.pixel_type)[0], originals.dtype)
+            # the one-iteration file without its codes' payloads, plus the tile counts
+            fixed, key = sizes[0] - int(payload_sizes(full_path)[:, 0].sum()) + TILE_BYTES, key_interval
+        else:
+            base = decode.decompress(full_path, iterations=k, precision="float32")[0].reshape(originals.shape)
+            fixed, key = sizes[k - 1], None
 
         def trial(e):
-            nbytes, sse = 0, 0.0
-            for (data, final), o, m in zip(BoundedErrorCodec(e).encode_slices(originals, base), originals, inside):
-                nbytes += len(data) + RESD_OVERHEAD_BYTES
+            nbytes, sse = fixed, 0.0
+            codec = BoundedErrorCodec(e, key, header.window)
+            for (record, final), o, m in zip(codec.encode_slices(originals, base), originals, inside):
+                data = record if key is None else record.record
+                nbytes += len(data) + RESD_OVERHEAD_BYTES + (0 if key is None else 1 + len(record.weights))
                 sse += float(np.sum(np.square(final.astype(np.float64) - o)[m]))
             return nbytes, sse <= allowed_sse
 
-        e, layer_bytes = _largest_bound(trial, guaranteed)
-        if best is None or sizes[k - 1] + layer_bytes < best[0]:
-            best = (sizes[k - 1] + layer_bytes, k, e)
+        e, nbytes = _largest_bound(trial, guaranteed)
+        if best is None or nbytes < best[0]:
+            best = (nbytes, k, e)
     _, k, e = best
-    stats = encode.compress(array, path, iterations=k, max_error=e, overwrite=overwrite, **kwargs)
+    key = key_interval if k == 0 else None
+    stats = encode.compress(array, path, iterations=k, max_error=e, key_interval=key, overwrite=overwrite, **kwargs)
     region = inside.reshape(array.shape)
     reached = prep.psnr(array, decode.decompress(path)[0], inside=region)
     if reached < target_db:
         # pieces (GRID) are coded apart, so the trial above was an estimate: fall back to the
         # bound that guarantees the target
-        stats = encode.compress(array, path, iterations=k, max_error=guaranteed, overwrite=True, **kwargs)
+        stats = encode.compress(array, path, iterations=k, max_error=guaranteed, key_interval=key, overwrite=True,
+                                **kwargs)
         reached = prep.psnr(array, decode.decompress(path)[0], inside=region)
     if mask is not None:  # reported as the region's PSNR, measured on the decoded file
         stats.psnr_roi = reached

@@ -27,12 +27,6 @@ from . import adaptive, bounded, regions
 from . import wavelet as wavelet_candidate
 from .adaptive import BPP_TOLERANCE
 
-# A key (intra) slice every 16 slices: on the MR atlas 1.0 % more bits than one key slice in
-# 32 and 0.6 % fewer than one in 8 (benchmarks/results/interslice.md), and one slice decodes
-# from at most 16.
-KEY_INTERVAL = 16
-
-
 def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
     decoded, _ = decode.decompress(path)
     nbytes = path.stat().st_size
@@ -89,12 +83,9 @@ def _learned_candidates(array, full, temps, options: EncodeOptions, bpp, mask, f
 
 
 def _key_interval(array: np.ndarray, options: EncodeOptions, factor: int) -> int | None:
-    """Inter-slice prediction's key interval for the wavelet candidate over no learned
-    iterations (None: every slice intra): 3-D volumes of whole slices, unless switched off."""
-    if not options.interslice or array.ndim != 3 or array.shape[0] < 2 \
-            or prep.piece_grid(array.shape[1], array.shape[2], factor) is not None:
-        return None
-    return KEY_INTERVAL
+    """Inter-slice prediction's key interval for the residual candidates over no learned
+    iterations (None: every slice intra), unless switched off."""
+    return encode.default_key_interval(array, factor) if options.interslice else None
 
 
 def _out_of_reach(options: EncodeOptions, full: EncodeStats) -> InputError:
@@ -140,8 +131,9 @@ def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: Encode
         if psnr is not None and array.dtype.kind in "iu":
             # the bounded-error layer over a few learned iterations may be cheaper even where
             # the network alone reaches the target: the split is chosen by measured rate
-            candidates.append((bounded.candidate(array, temps["residual"], psnr, temps["full"], True,
-                                                 mask=mask, **encode_args), temps["residual"]))
+            candidates.append((bounded.candidate(array, temps["residual"], psnr, temps["full"], True, mask=mask,
+                                                 key_interval=_key_interval(array, options, model.config.factor),
+                                                 **encode_args), temps["residual"]))
         if not candidates:
             raise _out_of_reach(options, full)
         if psnr is not None:  # the smallest file meeting the target

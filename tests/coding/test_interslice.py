@@ -1,6 +1,7 @@
-"""Inter-slice prediction for the wavelet layer, on a real MR volume (the bundled atlas
-slices): what the decoder reconstructs, the intra/inter switch, key slices, and the same
-integers under another thread count and process."""
+"""Inter-slice prediction for the wavelet and bounded-error layers, on a real MR volume
+(the bundled atlas slices): what the decoder reconstructs, the intra/inter switch, key
+slices, the bound over predicted bases, and the same integers under another thread count
+and process."""
 
 import hashlib
 import os
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from medcodec import prep
-from medcodec.coding import interslice, wavelet_layer
+from medcodec.coding import bounded_error, interslice, wavelet_layer
+from medcodec.coding.layers import BoundedErrorCodec
 from medcodec.io.images import read_image
 from medcodec.samples import sample_path
 
@@ -30,7 +32,7 @@ def _constant_bases(vol):
 
 
 def _bytes(records):
-    return sum(len(r.stream) for r in records) + sum(r.mode * (1 + len(r.weights)) for r in records)
+    return sum(len(r.record[1]) for r in records) + sum(r.mode * (1 + len(r.weights)) for r in records)
 
 
 def test_decoder_reconstructs_the_encoders_slices_bit_for_bit(volume):
@@ -43,7 +45,7 @@ def test_decoder_reconstructs_the_encoders_slices_bit_for_bit(volume):
     mid = interslice._mid(window, volume.dtype)
     for t, r in enumerate(records):
         base = bases[t] if r.mode == interslice.INTRA else interslice.prediction(decoded[t - 1], r.weights, mid, window)
-        np.testing.assert_array_equal(wavelet_layer.decode_slice(base, r.levels, r.stream, 40.0, window), decoded[t])
+        np.testing.assert_array_equal(wavelet_layer.decode_slice(base, *r.record, 40.0, window), decoded[t])
 
 
 def test_thin_slices_cost_fewer_bits_than_intra_at_the_same_step(volume):
@@ -85,7 +87,7 @@ def test_a_slice_predicting_itself_gets_unit_weights(volume):
 def test_a_first_inter_slice_is_refused(volume):
     window, bases = _constant_bases(volume)
     records, _ = interslice.encode_volume(volume[:3], bases[:3], 40.0, window, key_interval=0)
-    bad = [interslice.SliceRecord(interslice.INTER, records[1].weights, records[0].levels, records[0].stream)]
+    bad = [interslice.SliceRecord(interslice.INTER, records[1].weights, records[0].record)]
     with pytest.raises(ValueError):
         interslice.decode_volume(bases[:1], bad, 40.0, window)
 
@@ -111,3 +113,24 @@ def test_another_process_with_one_thread_decodes_the_same_integers(volume, tmp_p
     out = subprocess.run([sys.executable, "-c", _DECODE_ELSEWHERE, str(path)], capture_output=True, text=True,
                          env=env, check=True)
     assert out.stdout.strip() == hashlib.sha256(finals.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("max_error", [0, 2])
+def test_bounded_error_chains_keep_the_bound_and_cost_less_than_intra(volume, max_error):
+    window, bases = _constant_bases(volume)
+    codec = BoundedErrorCodec(max_error, key_interval=8, window=window)
+    coded = codec.encode_slices(volume, bases)
+    records, finals = [r for r, _ in coded], np.stack([f for _, f in coded])
+    assert np.abs(finals.astype(np.int64) - volume).max() <= max_error  # against the original, not the coder
+    np.testing.assert_array_equal(codec.decode_slices(bases, records), finals)
+    assert all(records[t].mode == interslice.INTRA for t in (0, 8, 16))
+    # each slice: the intra bounded-error decoder over the prediction from the slice before
+    mid = interslice._mid(window, volume.dtype)
+    for t in (1, 9):
+        r = records[t]
+        assert r.mode == interslice.INTER
+        base = interslice.prediction(finals[t - 1], r.weights, mid, window)
+        np.testing.assert_array_equal(bounded_error.decode_slice(base, r.record, max_error), finals[t])
+    intra = BoundedErrorCodec(max_error).encode_slices(volume, bases)
+    inter_bytes = sum(len(r.record) + r.mode * (1 + len(r.weights)) for r in records)
+    assert inter_bytes < sum(len(d) for d, _ in intra)

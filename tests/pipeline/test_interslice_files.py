@@ -1,8 +1,11 @@
-"""Inter-slice prediction in ``.mlc`` files (format 1.4, ZPRD): the pipeline's round trip,
-random access bounded by the key interval, the golden file, rate control's choice, and
-the refusals."""
+"""Inter-slice prediction in ``.mlc`` files (ZPRD: format 1.4 with the wavelet layer, 1.5
+with the bounded-error layer): the pipeline's round trip, random access bounded by the key
+interval, the golden files, rate control's and the lossless default's choice, and the
+refusals."""
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,9 @@ from medcodec.ratecontrol.wavelet import _zero_tiles
 GOLDEN_1_4 = Path(__file__).parent.parent / "data" / "golden_v1_4.mlc"  # 1.4: inter-slice prediction
 # SHA-256 of its decoded voxels, pinned when the file was written (12 slices, key interval 4)
 GOLDEN_1_4_SHA256 = "e1a0aee6bdd5d62db124aa04d6a53b57f9a58ca47e80f41b5526e4c2df56ce6c"
+# 1.5: a lossless volume with inter-slice prediction (the 12 slices below, key interval 4):
+# it must decode to exactly those voxels
+GOLDEN_1_5 = Path(__file__).parent.parent / "data" / "golden_v1_5.mlc"
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +121,56 @@ def test_rate_control_predicts_volumes_and_can_be_told_not_to(volume, tmp_path):
     assert inter.psnr >= 45.0 and intra.psnr >= 45.0
     assert api.info(tmp_path / "p.mlc")["interslice"] is not None and api.info(tmp_path / "q.mlc")["interslice"] is None
     assert inter.bytes < intra.bytes
+
+
+def test_lossless_volumes_predict_slices_and_decode_exactly_without_the_network(volume, tmp_path):
+    stats = api.compress(volume, tmp_path / "l.mlc", max_error=0, model_id=SHIPPED)  # the default: 0 iterations
+    assert stats.iterations == 0
+    decoded, h = decode.decompress(tmp_path / "l.mlc")
+    assert h.version == (1, 5)
+    np.testing.assert_array_equal(decoded, volume)
+    facts = api.info(tmp_path / "l.mlc")
+    assert facts["residual_layer"] == "bounded-error" and facts["interslice"]["inter_slices"] >= 6
+    intra = api.compress(volume, tmp_path / "i.mlc", max_error=0, interslice=False, model_id=SHIPPED)
+    assert intra.iterations == 0 and api.info(tmp_path / "i.mlc")["interslice"] is None
+    assert stats.bytes < intra.bytes
+    # no learned iterations: a fresh process decodes it without importing JAX
+    code = ("import sys, hashlib, medcodec; a = medcodec.decompress(sys.argv[1])[0]; "
+            "print('jax' in sys.modules, hashlib.sha256(a.tobytes()).hexdigest())")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "l.mlc")], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", _golden_hash(volume)]
+
+
+def test_max_error_volumes_keep_the_bound_and_decode_one_slice_from_its_chain(volume, tmp_path, monkeypatch):
+    api.compress(volume, tmp_path / "e.mlc", max_error=2, model_id=SHIPPED)
+    full, _ = decode.decompress(tmp_path / "e.mlc")
+    assert prep.max_abs_error(volume, full) <= 2
+    read = []
+    original = Reader.read_bounded_error
+    monkeypatch.setattr(Reader, "read_bounded_error", lambda self, i: read.append(i) or original(self, i))
+    for s in (0, 5, 11):
+        read.clear()
+        one, _ = decode.decode_slices(tmp_path / "e.mlc", slices=[s])
+        np.testing.assert_array_equal(one[0], full[s])
+        assert len(read) <= 16 and max(read) == s
+
+
+def test_golden_v1_5_decodes_to_the_original_voxels(volume):
+    decoded, h = decode.decompress(GOLDEN_1_5)
+    assert h.version == (1, 5)
+    with Reader(GOLDEN_1_5) as r:
+        assert r.max_error == 0 and r.prediction.key_interval == 4 and int(r.prediction.modes.sum()) >= 6
+    np.testing.assert_array_equal(decoded, volume)  # lossless: the oracle is the image itself
+
+
+def test_a_prediction_that_does_not_fit_the_bounded_error_layer_is_refused(volume, tmp_path):
+    api.compress(volume, tmp_path / "l.mlc", max_error=0, model_id=SHIPPED)
+    with Reader(tmp_path / "l.mlc") as r:
+        h, p = r.header, r.prediction
+        codes = [[r.read_codes(s, 0)] for s in range(h.slices)]
+        layer = mlc.BoundedErrorLayer(0, [r.read_bounded_error(s) for s in range(h.slices)])
+    layer.prediction = mlc.SlicePrediction(p.key_interval, p.modes[:-1], p.weights[:-1])  # one slice short
+    with pytest.raises(ContainerError, match="inter-slice prediction"):
+        mlc.write(tmp_path / "bad.mlc", h, codes, bounded_error=layer, tiles=r.tiles)
+    assert not (tmp_path / "bad.mlc").exists()

@@ -69,7 +69,7 @@ def test_rate_control_with_a_region(tmp_path, tiny_model_id, rng):
     assert prep.psnr(img, api.decompress(tmp_path / "i.mlc")[0], inside=mask) >= goal
     st = ratecontrol.compress_to(img, tmp_path / "e.mlc", psnr=reach + 10, roi=mask)  # a residual layer
     decoded, _ = api.decompress(tmp_path / "e.mlc")
-    assert st.transform_step is not None and prep.psnr(img, decoded, inside=mask) >= reach + 10
+    assert (st.transform_step is not None or st.error_bound is not None) and prep.psnr(img, decoded, inside=mask) >= reach + 10
     assert st.psnr_roi == pytest.approx(prep.psnr(img, decoded, inside=mask))
     st = ratecontrol.compress_to(img, tmp_path / "e2.mlc", psnr=reach + 10, roi=mask, wavelet=False)
     decoded, _ = api.decompress(tmp_path / "e2.mlc")
