@@ -174,8 +174,9 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     check_output(path, overwrite)  # fail before the encoding work, not after it
     model = checkpoint.load(model_id)
     learned = not (isinstance(iterations, (int, np.integer)) and not isinstance(iterations, bool) and iterations == 0)
-    if not learned and tiles is not None:
-        raise InputError("iterations=0 codes no learned iterations: give no tiles")
+    if not learned and (tiles is not None or layer is None):
+        raise InputError("iterations=0 (no learned iterations) needs a residual layer (max_error or "
+                         "transform_step) and no tiles")
     iterations = check_iterations(iterations if learned else 1, model.config.max_iterations)
     geometry = _check_geometry(geometry, array)
     slices = as_slices(array)

@@ -99,10 +99,13 @@ class LayerStep:
         return [SliceRecord(int(p.modes[i]), p.weights[i], r) for i, r in zip(slice_ids, layer_records)]
 
     def chunk(self, records: list) -> BoundedErrorLayer | WaveletLayer:
+        """The format's layer object; a volume none of whose slices is predicted gets no
+        ZPRD (its intra records decode the same without it, and the file keeps the older version)."""
         prediction = None
         if self.sequential:
-            prediction = SlicePrediction(self.codec.key_interval, np.array([r.mode for r in records], np.uint8),
-                                         np.stack([r.weights for r in records]))
+            modes = np.array([r.mode for r in records], np.uint8)
+            if modes.any():
+                prediction = SlicePrediction(self.codec.key_interval, modes, np.stack([r.weights for r in records]))
             records = [r.record for r in records]
         if self.bounded:
             return BoundedErrorLayer(self.codec.max_error, records, prediction)

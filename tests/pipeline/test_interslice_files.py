@@ -112,6 +112,8 @@ def test_bad_requests_say_what_to_do(volume, tmp_path):
         encode.compress(volume, tmp_path / "x.mlc", iterations=1, transform_step=8.0, key_interval=-1)
     with pytest.raises(InputError, match="no-interslice"):
         api.compress(volume, tmp_path / "x.mlc", iterations=2, interslice=False)
+    with pytest.raises(InputError, match="residual layer"):  # no learned iterations and nothing else
+        encode.compress(volume, tmp_path / "x.mlc", iterations=0)
     assert not (tmp_path / "x.mlc").exists()
 
 
@@ -174,3 +176,11 @@ def test_a_prediction_that_does_not_fit_the_bounded_error_layer_is_refused(volum
     with pytest.raises(ContainerError, match="inter-slice prediction"):
         mlc.write(tmp_path / "bad.mlc", h, codes, bounded_error=layer, tiles=r.tiles)
     assert not (tmp_path / "bad.mlc").exists()
+
+
+def test_a_volume_with_no_predicted_slice_gets_no_prediction_chunk(tmp_path):
+    noise = np.random.default_rng(5).integers(0, 4000, (4, 48, 48)).astype(np.uint16)  # no slice predicts another
+    api.compress(noise, tmp_path / "n.mlc", max_error=0, model_id=SHIPPED)
+    decoded, h = decode.decompress(tmp_path / "n.mlc")
+    np.testing.assert_array_equal(decoded, noise)
+    assert h.version == (1, 2) and api.info(tmp_path / "n.mlc")["interslice"] is None
