@@ -109,6 +109,17 @@ def _pixel_mask(layout: Layout, height: int, width: int) -> np.ndarray:
     return mask
 
 
+def _idle_network(cfg, iterations: int, x: np.ndarray, pixel_mask: np.ndarray):
+    """What :func:`medcodec.model.inference.launch_encoder` returns when every cell's count is
+    0, without running it: zero codes (T, batch, hc/F, wc/F, bits), each iteration's per-cell
+    error that of reconstruction 0, and reconstruction 0 (batch, hc, wc, 1), as the decoder
+    makes it (it skips the network for such files too)."""
+    f = cfg.factor
+    codes = np.zeros((iterations, x.shape[0], x.shape[1] // f, x.shape[2] // f, cfg.bits), np.int8)
+    sse = prep.block_sums(np.square(x) * pixel_mask[..., 0], f)
+    return codes, np.broadcast_to(sse, (iterations,) + sse.shape), np.zeros(x.shape + (1,), np.float32)
+
+
 def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, start: int, stop: int,
                   tiles: TileMap | None, layer: LayerStep | None, threads, out: _Coded, pixel_mask) -> None:
     """Encode slices[start:stop] into ``out`` (one compiled batch, padded to its size)."""
@@ -119,7 +130,12 @@ def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, sta
     x = prep.pad_slices(prep.normalise(slices[start:stop], window), layout.coded_height, layout.coded_width)
     x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)]) if len(x) < batch else x
     imap = None if tiles is None else layout.iteration_map(tiles, range(start, stop))
-    codes, err, rec = inference.launch_encoder(model.device_params, cfg, x, header.iterations, mask, pixel_mask, imap)
+    idle = imap is not None and not imap.any()  # every tile count 0: the network adds nothing
+    if idle:
+        codes, err, rec = _idle_network(cfg, header.iterations, x, pixel_mask)
+    else:
+        codes, err, rec = inference.launch_encoder(model.device_params, cfg, x, header.iterations, mask, pixel_mask,
+                                                   imap)
     codes = np.array(codes)  # writable copy
     # what a decoder puts where nothing is stored: unused batch rows, bucket padding
     m = stop - start
@@ -133,8 +149,8 @@ def _encode_batch(model, layout: Layout, header: Header, slices: np.ndarray, sta
     out.packed.extend(code_coder.encode_slices(codes[:, :m, :gh, :gw].swapaxes(0, 1),
                                                None if imap is None else imap[:m, :gh, :gw, 0], threads))
     if layer is not None:  # refines what a decoder reconstructs from these codes
-        base = to_pixels(inference.launch_decoder(model.device_params, cfg, codes, mask, imap),
-                                 height, width, window, dtype)
+        rec = rec if idle else inference.launch_decoder(model.device_params, cfg, codes, mask, imap)
+        base = to_pixels(rec, height, width, window, dtype)
         if layer.sequential:  # coded after all batches: slices depend on the ones before
             out.bases[start:stop] = base[:m]
             return
