@@ -37,6 +37,7 @@ _PSNR_STEPS = 10  # bisection steps after bracketing within a factor 4: step wit
 _RATE_STEPS = 7  # each costs a full entropy coding: step within 1.1 %
 _FINAL_TRIES = 6  # real encodes to meet a PSNR target
 _RATE_TRIES = 8  # real encodes to land within the rate window
+_SLACK_DB = 0.03  # a PSNR-target file this far above its target gets one coarser try (inter-slice)
 
 
 class _Slices:
@@ -172,7 +173,8 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     no step fits a rate target. ``full_path``: the full-iteration encode of the same array
     (its prefixes are the bases); a rate target is met within ``tolerance`` below it where
     possible; ``key_interval`` (not None) adds inter-slice prediction to a base of no learned
-    iterations (the step search is on intra trials; the real encodes correct it);
+    iterations (the step search is on intra trials; the real encodes correct it, and a PSNR
+    overshoot gets one coarser try);
     ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
     planes = (-1,) + array.shape[-2:]  # (slices, h, w)
     inside = (np.ones(array.shape, bool) if mask is None else mask).reshape(planes)
@@ -199,6 +201,14 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
             step *= min(0.97, 10 ** ((reached - psnr) / 20))  # PSNR falls ~20 log10 of the step
         else:
             return None  # never a candidate that misses its target
+        if k == 0 and key_interval is not None and reached - psnr > _SLACK_DB:
+            # the intra trials chose the step; predicted slices land a little higher: one
+            # coarser step, kept only if the real file still meets the target
+            coarser = encode_at(step * 10 ** (0.9 * (reached - psnr) / 20))
+            if (coarser.psnr if mask is None else coarser.psnr_roi) >= psnr:
+                stats = coarser
+            else:
+                stats = encode_at(step)  # back to the file that met it
     else:
         stats = _fit_rate(encode_at, step, bpp, tolerance)
         if stats is None:
