@@ -42,6 +42,26 @@ class SliceLSTMConfig:
 TINY = SliceLSTMConfig(hidden=4, factor=2, kernel=3)
 
 
+class _Conv(nn.Module):
+    """A 'SAME' zero-padded conv as one matmul over the k*k shifted copies (im2col):
+    on a CPU its gradient is ~10x faster than XLA's convolution's. Params as nn.Conv's."""
+
+    features: int
+    kernel: int
+    kernel_init: object = nn.initializers.lecun_normal()
+    bias_init: object = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x):
+        k, ci = self.kernel, x.shape[-1]
+        w = self.param("kernel", self.kernel_init, (k, k, ci, self.features))
+        b = self.param("bias", self.bias_init, (self.features,))
+        xp = jnp.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
+        h, wd = x.shape[1:3]
+        patches = jnp.concatenate([xp[:, i:i + h, j:j + wd] for i in range(k) for j in range(k)], -1)
+        return patches @ w.reshape(k * k * ci, self.features) + b
+
+
 class _Net(nn.Module):
     config: SliceLSTMConfig
 
@@ -50,15 +70,14 @@ class _Net(nn.Module):
         """carry: (c, h) each (B, h/f, w/f, hidden); x: (B, h/f, w/f, f*f) normalised
         decoded slice t-1 -> (carry, residual (B, h/f, w/f, f*f))."""
         cfg = self.config
-        k = (cfg.kernel, cfg.kernel)
+        k = cfg.kernel
         c, h = carry
-        feat = jnp.tanh(nn.Conv(cfg.hidden, k, name="stem")(x))
-        gates = nn.Conv(4 * cfg.hidden, k, name="lstm")(jnp.concatenate([feat, h], -1))
+        feat = jnp.tanh(_Conv(cfg.hidden, k, name="stem")(x))
+        gates = _Conv(4 * cfg.hidden, k, name="lstm")(jnp.concatenate([feat, h], -1))
         i, f, o, g = jnp.split(gates, 4, -1)
         c = jax.nn.sigmoid(f + 1.0) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        out = nn.Conv(cfg.factor ** 2, k, name="head", kernel_init=nn.initializers.zeros,
-                      bias_init=nn.initializers.zeros)(h)
+        out = _Conv(cfg.factor ** 2, k, name="head", kernel_init=nn.initializers.zeros)(h)
         return (c, h), out
 
 
