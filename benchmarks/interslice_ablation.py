@@ -158,6 +158,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", help="folder with params.npz (default: untrained, zero output)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--tag", default="", help="suffix of the output names (a second checkpoint)")
     p.add_argument("--only", type=int, default=0, help="only the first N volumes (smoke runs)")
     args = p.parse_args(argv)
     import jax
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
         print(f"{name}: {vol.shape} {vol.dtype}", flush=True)
         sizes[name] = vol.size
         rows += rows_of(name, vol, params, untrained_check=not args.checkpoint)
-    stem = "interslice_ablation" if args.checkpoint else "interslice_ablation_untrained"
+    stem = ("interslice_ablation" if args.checkpoint else "interslice_ablation_untrained") + \
+        (f"_{args.tag}" if args.tag else "")
     with open(out / f"{stem}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     lines = ["# Inter-slice ablation: ConvLSTM reference vs decoded slice t-1 (issue 18)", "",
              f"Machine: {evaluate.machine_description()}; one core (`taskset -c 1`); "
              f"`python benchmarks/interslice_ablation.py"
-             + (f" --checkpoint checkpoints/{label}`." if args.checkpoint else "` (untrained)."), "",
+             + (f" --checkpoint checkpoints/{label}" + (f" --tag {args.tag}" if args.tag else "") + "`." if args.checkpoint else "` (untrained)."), "",
              f"ConvLSTM: `{label}`, {cfg}, {n_params} parameters; int8 weights would cost "
              f"{8 * n_params} bits = " + ", ".join(f"{8 * n_params / n:.4f} bpv on {name}" for name, n in sizes.items())
              + " (not in the rates below).", "",
