@@ -62,7 +62,7 @@ def encode_lstm(vol, bases, delta, window, params, key=KEY, three_way=False, rho
         prev = None
         for t in chain:
             data, final = interslice._coded(vol[t], bases[t], delta, window, rho)
-            record, cost = SliceRecord(INTRA, zero, levels, data), len(data)
+            record, cost = SliceRecord(INTRA, zero, (levels, data)), len(data)
             if prev is not None:
                 tb = interslice._bands_of(vol[t], mid)
                 refs = [(LSTM if three_way else INTER, stepper.step(prev))]
@@ -74,7 +74,7 @@ def encode_lstm(vol, bases, delta, window, params, key=KEY, three_way=False, rho
                     base = interslice._predicted(rb, w, mid, window, vol.dtype)
                     data_p, final_p = interslice._coded(vol[t], base, delta, window, rho)
                     if len(data_p) + nb < cost:  # the weights cost a byte per band
-                        record, cost, final = SliceRecord(mode, w, levels, data_p), len(data_p) + nb, final_p
+                        record, cost, final = SliceRecord(mode, w, (levels, data_p)), len(data_p) + nb, final_p
             records[t], finals[t] = record, final
             prev = final
     return records, finals
@@ -101,13 +101,13 @@ def decode_lstm(bases, records, delta, window, params, key=KEY, three_way=False,
             else:
                 ref = lstm_ref if r.mode == lstm_mode else prev
                 base = interslice._predicted(interslice._bands_of(ref, mid), r.weights, mid, window, bases.dtype)
-            out[t] = prev = wavelet_layer.decode_slice(base, r.levels, r.stream, delta, window, rho)
+            out[t] = prev = wavelet_layer.decode_slice(base, *r.record, delta, window, rho)
     return out
 
 
 def _row(name, coder, delta, vol, records, decoded, inter, t_enc, t_dec):
     side = (1 + len(records[0].weights)) * len(records) if inter else 0
-    nbytes = sum(len(r.stream) + FRAMING for r in records) + side
+    nbytes = sum(len(r.record[1]) + FRAMING for r in records) + side
     modes = [r.mode for r in records]
     return {"volume": name, "coder": coder, "param": delta, "bytes": nbytes, "bpp": 8.0 * nbytes / vol.size,
             "psnr": prep.psnr(vol, decoded), "intra_slices": modes.count(INTRA),
@@ -145,7 +145,7 @@ def rows_of(name, vol, params, untrained_check=False):
                 raise SystemExit(f"{name} {coder} delta {delta}: decode differs from the encoder's slices")
             rows.append(_row(name, coder, delta, vol, records, decoded, True, t1 - t0, t2 - t1))
             if untrained_check and not three:
-                same = all(a.mode == b.mode and a.stream == b.stream and np.array_equal(a.weights, b.weights)
+                same = all(a.mode == b.mode and a.record == b.record and np.array_equal(a.weights, b.weights)
                            for a, b in zip(records, nonlearned))
                 if not same:
                     raise SystemExit(f"{name} delta {delta}: zero-output ConvLSTM differs from the non-learned coder")
