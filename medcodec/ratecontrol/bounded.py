@@ -14,6 +14,7 @@ from ..format import payload_sizes, prefix_sizes, read_header
 from ..options import MAX_ERROR_LIMIT
 from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
+from .wavelet import _base as layer_base
 
 BASES = (0, 1, 2, 4, 8)  # learned iterations tried under the bounded-error layer
 RESD_OVERHEAD_BYTES = 16 + 13 + 12  # RESD chunk header/CRC, its prefix, its RIDX entry
@@ -51,13 +52,10 @@ def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=No
     header = read_header(full_path)
     best = None  # (bytes, k, E)
     for k in (k for k in BASES if k <= len(sizes)):
-        if k == 0:  # no learned iterations: the window's middle; one stored iteration of empty codes
-            base = np.full(originals.shape, prep.denormalise(np.zeros(1, np.float32), header.window,
-                                                             header.pixel_type)[0], originals.dtype)
-            # the one-iteration file without its codes' payloads, plus the tile counts
+        base = layer_base(full_path, header, k, originals.shape)  # k = 0: the window's middle
+        if k == 0:  # the one-iteration file without its codes' payloads, plus the tile counts
             fixed, key = sizes[0] - int(payload_sizes(full_path)[:, 0].sum()) + TILE_BYTES, key_interval
         else:
-            base = decode.decompress(full_path, iterations=k, precision="float32")[0].reshape(originals.shape)
             fixed, key = sizes[k - 1], None
 
         def trial(e):
