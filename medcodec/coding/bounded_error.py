@@ -18,8 +18,13 @@ pixel type at the end (which only moves them closer to x).
 q is binarized as its bit length L (unary flags "L > j"), a sign and the L-1 bits below its
 leading one, and range coded (:mod:`medcodec.coding.rangecoder`) with exact probabilities: flags
 from adaptive integer counts with context (pass kind, activity class = the spread of the
-neighbours' residuals, or the base's local gradient in the seed pass, j); signs and low
-bits at p = 1/2. See :mod:`medcodec.coding.rangecoder` for why everything stays integer.
+neighbours' residuals, or the base's local gradient in the seed pass, j); signs at p = 1/2.
+Two codings (the RESD chunk says which): 0 (files up to .mlc 1.5) codes every bit below
+the leading one at p = 1/2 and starts every slice from fresh counts; 1 (since 1.6) codes the
+first two bits below the leading one from adaptive counts in context (pass kind, depth, L),
+and an inter-predicted slice of a volume (:mod:`.interslice`) starts from the counts the
+slice before it ended with, so small slices do not pay for learning the statistics again
+(measured on the MR atlas: lossless -2.0 %, ``--max-error 2`` -2.3 %). See :mod:`medcodec.coding.rangecoder` for why everything stays integer.
 The walk is compiled (:mod:`medcodec.coding.kernels.bounded_error`); slices run on threads.
 
 The base comes from a floating-point network, which may differ by a unit between machines
@@ -34,47 +39,82 @@ import numpy as np
 from .rangecoder import check_decoded, payload, words_of
 from .threads import map_slices
 
-
-def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int) -> tuple[bytes, np.ndarray]:
-    """Code one slice's residual layer: (payload, decoded slice in the pixel type), with
-    |decoded - original| <= max_error everywhere."""
-    return encode_slices(original[None], base[None], max_error)[0]
+CODINGS = (0, 1)
+CODING = 1  # what new files use
 
 
-def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int,
-                  threads: int | None = None) -> list[tuple[bytes, np.ndarray]]:
-    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), on up to ``threads`` threads."""
+def _low_depth(coding: int) -> int:
+    from .kernels import bounded_error as kernel
+
+    if coding not in CODINGS:
+        raise ValueError(f"unknown bounded-error coding {coding}")
+    return kernel.LOW_DEPTH if coding == 1 else 0
+
+
+def fresh_models() -> tuple[np.ndarray, np.ndarray]:
+    """The adaptive models a slice starts from when it carries none over."""
+    from .kernels import bounded_error as kernel
+
+    return kernel.new_models()
+
+
+def code_slice(original: np.ndarray, base: np.ndarray, max_error: int, coding: int = CODING,
+               models=None) -> tuple[bytes, np.ndarray, tuple]:
+    """Code one slice's residual layer: (payload, decoded slice in the pixel type, the
+    adaptive models after it), |decoded - original| <= max_error everywhere. ``models``
+    (default fresh) are where coding starts: those a previous slice left (copied, not
+    changed)."""
     from .kernels import bounded_error as kernel
     from .kernels.rangecoder import finish, new_encoder
 
-    def one(i: int) -> tuple[bytes, np.ndarray]:
-        base = np.ascontiguousarray(bases[i], np.int64)
-        target = np.asarray(originals[i], np.int64) - base
-        rec, coder = kernel.walk(base, target, int(max_error), True, new_encoder(base.size // 8))
-        return payload(finish(coder)), _final(bases[i], rec, originals.dtype)
-
-    return map_slices(one, len(originals), threads)
-
-
-def decode_slice(base: np.ndarray, data: bytes, max_error: int) -> np.ndarray:
-    """Inverse of :func:`encode_slice`: the decoded slice, in the base's pixel type."""
-    return decode_slices(base[None], [data], max_error)[0]
+    models = fresh_models() if models is None else tuple(m.copy() for m in models)
+    base64 = np.ascontiguousarray(base, np.int64)
+    target = np.asarray(original, np.int64) - base64
+    rec, coder = kernel.walk(base64, target, int(max_error), True, new_encoder(base64.size // 8), *models,
+                             _low_depth(coding))
+    return payload(finish(coder)), _final(base, rec, original.dtype), models
 
 
-def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int, threads: int | None = None) -> np.ndarray:
-    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), on up to ``threads`` threads.
-    Raises ContainerError for a stream that does not decode."""
+def decode_one(base: np.ndarray, data: bytes, max_error: int, coding: int = CODING, models=None) -> tuple[np.ndarray, tuple]:
+    """Inverse of :func:`code_slice`: (decoded slice in the base's pixel type, models after
+    it). Raises ContainerError for a stream that does not decode."""
     from .kernels import bounded_error as kernel
     from .kernels.rangecoder import new_decoder
 
-    out = np.empty(bases.shape, bases.dtype)
     what = "bounded-error layer chunk"
+    models = fresh_models() if models is None else tuple(m.copy() for m in models)
+    base64 = np.ascontiguousarray(base, np.int64)
+    rec, coder = kernel.walk(base64, base64, int(max_error), False, new_decoder(words_of(data, what)), *models,
+                             _low_depth(coding))
+    check_decoded(coder, what)
+    return _final(base, rec, base.dtype), models
+
+
+def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int, coding: int = CODING) -> tuple[bytes, np.ndarray]:
+    """Code one slice on its own: (payload, decoded slice in the pixel type), with
+    |decoded - original| <= max_error everywhere."""
+    return code_slice(original, base, max_error, coding)[:2]
+
+
+def encode_slices(originals: np.ndarray, bases: np.ndarray, max_error: int,
+                  threads: int | None = None, coding: int = CODING) -> list[tuple[bytes, np.ndarray]]:
+    """:func:`encode_slice` of S slices of one shape ((S, h, w) each), on up to ``threads`` threads."""
+    return map_slices(lambda i: encode_slice(originals[i], bases[i], max_error, coding), len(originals), threads)
+
+
+def decode_slice(base: np.ndarray, data: bytes, max_error: int, coding: int = CODING) -> np.ndarray:
+    """Inverse of :func:`encode_slice`: the decoded slice, in the base's pixel type."""
+    return decode_one(base, data, max_error, coding)[0]
+
+
+def decode_slices(bases: np.ndarray, datas: list[bytes], max_error: int, threads: int | None = None,
+                  coding: int = CODING) -> np.ndarray:
+    """:func:`decode_slice` of S slices of one shape (bases (S, h, w)), on up to ``threads`` threads.
+    Raises ContainerError for a stream that does not decode."""
+    out = np.empty(bases.shape, bases.dtype)
 
     def one(i: int) -> None:
-        base = np.ascontiguousarray(bases[i], np.int64)
-        rec, coder = kernel.walk(base, base, int(max_error), False, new_decoder(words_of(datas[i], what)))
-        check_decoded(coder, what)
-        out[i] = _final(bases[i], rec, bases.dtype)
+        out[i] = decode_slice(bases[i], datas[i], max_error, coding)
 
     map_slices(one, len(bases), threads)
     return out

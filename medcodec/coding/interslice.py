@@ -112,9 +112,11 @@ def chains(n: int, key_interval: int) -> list[range]:
 def encode_chains(originals: np.ndarray, bases: np.ndarray, code: Callable, window: tuple[float, float],
                   key_interval: int, threads: int | None = None, inter: bool = True) -> tuple[list[SliceRecord], np.ndarray]:
     """Code the slices (S, h, w) of one volume with any residual layer over their intra
-    ``bases`` (S, h, w): ``code(original, base) -> (record, bytes, final)`` codes one slice
-    over a base. Returns (records, final slices as decoded). ``inter=False`` codes every
-    slice intra (the reference the measurements compare with)."""
+    ``bases`` (S, h, w): ``code(original, base, state) -> (record, bytes, final, state)``
+    codes one slice over a base, starting from ``state``: None for an intra slice, for an
+    inter slice the state the slice before it returned (a layer's adaptive models; a layer
+    without any returns None). Returns (records, final slices as decoded). ``inter=False``
+    codes every slice intra (the reference the measurements compare with)."""
     shape = originals.shape[1:]
     nb = band_count(shape)
     mid = _mid(window, originals.dtype)
@@ -123,18 +125,19 @@ def encode_chains(originals: np.ndarray, bases: np.ndarray, code: Callable, wind
     zero = np.zeros(nb, np.int8)
 
     def chain(c: int) -> None:
-        prev = None
+        prev = state = None
         for t in groups[c]:
-            layer_record, size, final = code(originals[t], bases[t])
+            layer_record, size, final, after = code(originals[t], bases[t], None)
             record = SliceRecord(INTRA, zero, layer_record)
             if inter and prev is not None:
                 rb = _bands_of(prev, mid)  # the reference's transform, once for weights and prediction
                 w = _weights(_bands_of(originals[t], mid), rb)
-                layer_p, size_p, final_p = code(originals[t], _predicted(rb, w, mid, window, prev.dtype))
+                layer_p, size_p, final_p, after_p = code(originals[t], _predicted(rb, w, mid, window, prev.dtype),
+                                                         state)
                 if size_p + nb < size:  # the weights cost a byte per band
-                    record, final = SliceRecord(INTER, w, layer_p), final_p
+                    record, final, after = SliceRecord(INTER, w, layer_p), final_p, after_p
             records[t], finals[t] = record, final
-            prev = final
+            prev, state = final, after
 
     groups = chains(len(originals), key_interval)
     map_slices(chain, len(groups), threads)
@@ -143,9 +146,9 @@ def encode_chains(originals: np.ndarray, bases: np.ndarray, code: Callable, wind
 
 def decode_chains(bases: np.ndarray, records: list[SliceRecord], decode: Callable, window: tuple[float, float],
                   threads: int | None = None) -> np.ndarray:
-    """Inverse of :func:`encode_chains` with ``decode(base, record) -> final``: the final
-    slices (S, h, w), in the bases' type. The first record must be intra; chains are
-    decoded on threads."""
+    """Inverse of :func:`encode_chains` with ``decode(base, record, state) -> (final,
+    state)``: the final slices (S, h, w), in the bases' type. The first record must be
+    intra; chains are decoded on threads."""
     if records and records[0].mode != INTRA:
         raise ValueError("the first slice of a volume must be intra")
     mid = _mid(window, bases.dtype)
@@ -153,11 +156,12 @@ def decode_chains(bases: np.ndarray, records: list[SliceRecord], decode: Callabl
     out = np.empty(bases.shape, bases.dtype)
 
     def chain(c: int) -> None:
-        prev = None
+        prev = state = None
         for t in range(starts[c], starts[c + 1]):
             r = records[t]
             base = bases[t] if r.mode == INTRA else prediction(prev, r.weights, mid, window)
-            out[t] = prev = decode(base, r.record)
+            prev, state = decode(base, r.record, None if r.mode == INTRA else state)
+            out[t] = prev
 
     map_slices(chain, len(starts) - 1, threads)
     return out
@@ -170,9 +174,9 @@ def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window
     (levels, stream)."""
     levels = wavelet.levels_for(*originals.shape[1:])
 
-    def code(original, base):
+    def code(original, base, state):
         data, final = _coded(original, base, delta, window, rho)
-        return (levels, data), len(data), final
+        return (levels, data), len(data), final, None
 
     return encode_chains(originals, bases, code, window, key_interval, threads, inter)
 
@@ -180,8 +184,8 @@ def encode_volume(originals: np.ndarray, bases: np.ndarray, delta: float, window
 def decode_volume(bases: np.ndarray, records: list[SliceRecord], delta: float, window: tuple[float, float],
                   rho: float = wavelet_layer.RHO, threads: int | None = None) -> np.ndarray:
     """Inverse of :func:`encode_volume`."""
-    def decode(base, record):
-        return wavelet_layer.decode_slice(base, record[0], record[1], delta, window, rho)
+    def decode(base, record, state):
+        return wavelet_layer.decode_slice(base, record[0], record[1], delta, window, rho), None
 
     return decode_chains(bases, records, decode, window, threads)
 

@@ -28,11 +28,14 @@ class BoundedErrorCodec:
     """The bounded-error layer with bound ``max_error`` E (0 = lossless); a record is the
     slice's stream (bytes). With ``key_interval`` (not None) the slices of a call are one
     volume coded with inter-slice prediction (:mod:`.interslice`, predictions clipped to the
-    file's intensity ``window``) and a record is an :class:`.interslice.SliceRecord`."""
+    file's intensity ``window``) and a record is an :class:`.interslice.SliceRecord`.
+    ``coding``: the stream's coding (:data:`.bounded_error.CODINGS`; 1 carries the adaptive
+    models from slice to slice of a chain)."""
 
     max_error: int
     key_interval: int | None = None
     window: tuple[float, float] | None = None
+    coding: int = bounded_error.CODING
 
     @property
     def sequential(self) -> bool:
@@ -42,22 +45,29 @@ class BoundedErrorCodec:
     def encode_slices(self, originals: np.ndarray, bases: np.ndarray,
                       threads: int | None = None) -> list[tuple[bytes, np.ndarray]]:
         if self.sequential:
-            def code(original, base):
-                data, final = bounded_error.encode_slice(original, base, self.max_error)
-                return data, len(data), final
+            carry = self.coding == 1
+
+            def code(original, base, models):
+                data, final, after = bounded_error.code_slice(original, base, self.max_error, self.coding,
+                                                              models if carry else None)
+                return data, len(data), final, after if carry else None
 
             records, finals = interslice.encode_chains(originals, bases, code, self.window, self.key_interval,
                                                        threads)
             return list(zip(records, finals))
-        return bounded_error.encode_slices(originals, bases, self.max_error, threads)
+        return bounded_error.encode_slices(originals, bases, self.max_error, threads, self.coding)
 
     def decode_slices(self, bases: np.ndarray, records: list[bytes], threads: int | None = None) -> np.ndarray:
         if self.sequential:
-            def decode(base, data):
-                return bounded_error.decode_slice(base, data, self.max_error)
+            carry = self.coding == 1
+
+            def decode(base, data, models):
+                final, after = bounded_error.decode_one(base, data, self.max_error, self.coding,
+                                                        models if carry else None)
+                return final, after if carry else None
 
             return interslice.decode_chains(bases, records, decode, self.window, threads)
-        return bounded_error.decode_slices(bases, records, self.max_error, threads)
+        return bounded_error.decode_slices(bases, records, self.max_error, threads, self.coding)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,11 +58,13 @@ class TileMap:
 @dataclasses.dataclass
 class BoundedErrorLayer:
     """The bounded-error layer: max_error E and per slice (crc_base, crc_final, stream);
-    ``prediction`` its inter-slice prediction (ZPRD, since 1.5)."""
+    ``prediction`` its inter-slice prediction (ZPRD, since 1.5); ``coding`` its streams'
+    coding (the RESD coding byte: 0 up to 1.5, 1 since 1.6)."""
 
     max_error: int
     slices: list[tuple[int, int, bytes]]
     prediction: "SlicePrediction | None" = None
+    coding: int = 1
 
 
 @dataclasses.dataclass

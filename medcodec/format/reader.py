@@ -203,14 +203,19 @@ class Reader:
             raise ContainerError(f"{self.path.name}: XRES chunk is out of place")
         return levels, payload[XRES_PREFIX.size :]
 
+    @property
+    def bounded_error_coding(self) -> int:
+        """The coding of this file's bounded-error streams: 1 since format 1.6, else 0."""
+        return 1 if self.version >= (1, 6) else 0
+
     def read_bounded_error(self, slice_index: int) -> tuple[int, int, bytes]:
         """(crc_base, crc_final, stream) of one slice's bounded-error layer, checksum verified."""
         if self.max_error is None:
             raise ContainerError(f"{self.path.name} has no bounded-error layer")
         payload = self._layer_chunk(self._bounded_error_index[slice_index], b"RESD", RESD_PREFIX)
         s, coding, crc_base, crc_final = RESD_PREFIX.unpack_from(payload)
-        if s != slice_index or coding != 0:
-            raise ContainerError(f"{self.path.name}: RESD chunk is out of place or of unknown coding")
+        if s != slice_index or coding != self.bounded_error_coding:
+            raise ContainerError(f"{self.path.name}: RESD chunk is out of place or of the wrong coding")
         return crc_base, crc_final, payload[RESD_PREFIX.size :]
 
     def read_codes(self, slice_index: int, iteration: int) -> tuple[int, bytes]:

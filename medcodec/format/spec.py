@@ -1,4 +1,4 @@
-"""The `.mlc` container format, version 1.4: constants, chunk framing and size limits.
+"""The `.mlc` container format, version 1.6: constants, chunk framing and size limits.
 
 Layout (all integers little-endian)::
 
@@ -41,13 +41,15 @@ reading only those chunks (progressive decoding).
 Versions: 1.0 wrote codings 0 and 1 only; 1.1 adds coding 2 and the residual layer; 1.2
 adds the TILE and GRID chunks (a 1.1 reader refuses such files: unknown required chunks);
 1.3 adds the wavelet layer (XIDX, XRES); 1.4 inter-slice prediction (ZPRD) of the wavelet
-layer; 1.5 ZPRD with the bounded-error layer too.
+layer; 1.5 ZPRD with the bounded-error layer too; 1.6 RESD coding 1.
 A writer stamps the lowest version whose chunks it uses: files without tiles say 1.1. A 1.1 reader reads 1.0 files
 unchanged (tests/data/golden_v1.mlc); a 1.0 reader refuses coding 2 with "unknown coding".
 
 ``RIDX`` (required, since 1.1, only in files with a bounded-error layer; between META and INDX)
 u16 max_error E, u32 n = slices, then n x (u64 offset, u32 payload length) of the RESD
-chunks. ``RESD`` (required, after all CODE chunks) u32 slice, u8 coding (0), u32 CRC32 of
+chunks. ``RESD`` (required, after all CODE chunks) u32 slice, u8 coding (0 up to 1.5, 1 since 1.6: one per file, see
+:mod:`medcodec.coding.bounded_error`; in 1.6 with ZPRD an inter slice's adaptive counts
+continue from the slice before it), u32 CRC32 of
 the base reconstruction (the decoder's output after all stored iterations, in the pixel
 type, C order), u32 CRC32 of the final slice, then the residual stream of
 :mod:`medcodec.coding.bounded_error`: the final slice is within E of the original everywhere. A reader
@@ -106,7 +108,7 @@ import struct
 import zlib
 
 MAGIC = b"\x89MLC\r\n\x1a\n"
-VERSION = (1, 5)
+VERSION = (1, 6)
 PIXEL_TYPES = {1: "uint8", 2: "int8", 3: "uint16", 4: "int16", 5: "uint32", 6: "int32",
                7: "float32", 8: "float64"}
 PIXEL_CODES = {v: k for k, v in PIXEL_TYPES.items()}

@@ -44,8 +44,10 @@ def _prediction(bounded_error, wavelet) -> SlicePrediction | None:
 
 def _version(header: Header, tiles, bounded_error, wavelet) -> tuple[int, int]:
     """The lowest format version that has every chunk a file uses."""
-    if bounded_error is not None and bounded_error.prediction is not None:
+    if bounded_error is not None and bounded_error.coding == 1:
         return VERSION
+    if bounded_error is not None and bounded_error.prediction is not None:
+        return (1, 5)
     if wavelet is not None:
         return (1, 4) if wavelet.prediction is not None else (1, 3)
     return (1, 2) if tiles is not None or header.grid is not None else (1, 1)
@@ -68,7 +70,7 @@ def _layer_chunks(header: Header, bounded_error, wavelet, offset: int, bodies: l
     if bounded_error is not None:
         index_kind, kind = b"RIDX", b"RESD"
         prefix = RIDX_PREFIX.pack(bounded_error.max_error, header.slices)
-        payloads = [RESD_PREFIX.pack(s, 0, cb, cf) + d for s, (cb, cf, d) in enumerate(bounded_error.slices)]
+        payloads = [RESD_PREFIX.pack(s, bounded_error.coding, cb, cf) + d for s, (cb, cf, d) in enumerate(bounded_error.slices)]
     elif wavelet is not None:
         index_kind, kind = b"XIDX", b"XRES"
         prefix = XIDX_PREFIX.pack(TRANSFORM_CDF97, wavelet.delta, wavelet.rho, header.slices)
@@ -126,7 +128,7 @@ def truncate(src, dst, iterations: int, overwrite: bool = False) -> int:
         bounded_error = wavelet = None
         if r.max_error is not None and iterations == h.iterations:
             bounded_error = BoundedErrorLayer(r.max_error, [r.read_bounded_error(s) for s in range(h.slices)],
-                                              r.prediction)
+                                              r.prediction, r.bounded_error_coding)
         if r.wavelet is not None and iterations == h.iterations:
             wavelet = WaveletLayer(*r.wavelet, [r.read_wavelet(s) for s in range(h.slices)], r.prediction)
         tiles = r.tiles

@@ -108,7 +108,7 @@ class LayerStep:
                 prediction = SlicePrediction(self.codec.key_interval, modes, np.stack([r.weights for r in records]))
             records = [r.record for r in records]
         if self.bounded:
-            return BoundedErrorLayer(self.codec.max_error, records, prediction)
+            return BoundedErrorLayer(self.codec.max_error, records, prediction, self.codec.coding)
         return WaveletLayer(self.codec.step, self.codec.rho, records, prediction)
 
     @classmethod
@@ -117,7 +117,7 @@ class LayerStep:
         key = None if reader.prediction is None else reader.prediction.key_interval
         window = tuple(reader.header.window)
         if reader.max_error is not None:
-            return cls(BoundedErrorCodec(reader.max_error, key, window))
+            return cls(BoundedErrorCodec(reader.max_error, key, window, reader.bounded_error_coding))
         if reader.wavelet is not None:
             delta, rho = reader.wavelet
             return cls(WaveletCodec(delta, window, rho, key))

@@ -124,13 +124,15 @@ def test_bounded_error_chains_keep_the_bound_and_cost_less_than_intra(volume, ma
     assert np.abs(finals.astype(np.int64) - volume).max() <= max_error  # against the original, not the coder
     np.testing.assert_array_equal(codec.decode_slices(bases, records), finals)
     assert all(records[t].mode == interslice.INTRA for t in (0, 8, 16))
-    # each slice: the intra bounded-error decoder over the prediction from the slice before
+    # each slice: the single-slice bounded-error decoder over the prediction from the slice
+    # before, starting from the adaptive models that slice's decode ended with (coding 1)
     mid = interslice._mid(window, volume.dtype)
     for t in (1, 9):
         r = records[t]
-        assert r.mode == interslice.INTER
+        assert r.mode == interslice.INTER and records[t - 1].mode == interslice.INTRA
+        _, models = bounded_error.decode_one(bases[t - 1], records[t - 1].record, max_error)
         base = interslice.prediction(finals[t - 1], r.weights, mid, window)
-        np.testing.assert_array_equal(bounded_error.decode_slice(base, r.record, max_error), finals[t])
+        np.testing.assert_array_equal(bounded_error.decode_one(base, r.record, max_error, models=models)[0], finals[t])
     intra = BoundedErrorCodec(max_error).encode_slices(volume, bases)
     inter_bytes = sum(len(r.record) + r.mode * (1 + len(r.weights)) for r in records)
     assert inter_bytes < sum(len(d) for d, _ in intra)

@@ -25,6 +25,8 @@ GOLDEN_1_4_SHA256 = "e1a0aee6bdd5d62db124aa04d6a53b57f9a58ca47e80f41b5526e4c2df5
 # 1.5: a lossless volume with inter-slice prediction (the 12 slices below, key interval 4):
 # it must decode to exactly those voxels
 GOLDEN_1_5 = Path(__file__).parent.parent / "data" / "golden_v1_5.mlc"
+# 1.6: the same volume, RESD coding 1 (adaptive low bits, models carried along chains)
+GOLDEN_1_6 = Path(__file__).parent.parent / "data" / "golden_v1_6.mlc"
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def test_lossless_volumes_predict_slices_and_decode_exactly_without_the_network(
     stats = api.compress(volume, tmp_path / "l.mlc", max_error=0, model_id=SHIPPED)  # the default: 0 iterations
     assert stats.iterations == 0
     decoded, h = decode.decompress(tmp_path / "l.mlc")
-    assert h.version == (1, 5)
+    assert h.version == (1, 6)
     np.testing.assert_array_equal(decoded, volume)
     facts = api.info(tmp_path / "l.mlc")
     assert facts["residual_layer"] == "bounded-error" and facts["interslice"]["inter_slices"] >= 6
@@ -166,6 +168,18 @@ def test_golden_v1_5_decodes_to_the_original_voxels(volume):
     np.testing.assert_array_equal(decoded, volume)  # lossless: the oracle is the image itself
 
 
+def test_golden_v1_6_decodes_to_the_original_voxels_and_is_what_an_encode_writes(volume, tmp_path):
+    decoded, h = decode.decompress(GOLDEN_1_6)
+    assert h.version == (1, 6)
+    with Reader(GOLDEN_1_6) as r:
+        assert r.max_error == 0 and r.prediction.key_interval == 4 and int(r.prediction.modes.sum()) >= 6
+        assert r.bounded_error_coding == 1
+    np.testing.assert_array_equal(decoded, volume)
+    encode.compress(volume, tmp_path / "g.mlc", iterations=0, max_error=0, model_id=SHIPPED, key_interval=4)
+    assert (tmp_path / "g.mlc").read_bytes() == GOLDEN_1_6.read_bytes(), "the 1.6 bitstream changed"
+    assert GOLDEN_1_6.stat().st_size < GOLDEN_1_5.stat().st_size  # coding 1 costs less than coding 0
+
+
 def test_a_prediction_that_does_not_fit_the_bounded_error_layer_is_refused(volume, tmp_path):
     api.compress(volume, tmp_path / "l.mlc", max_error=0, model_id=SHIPPED)
     with Reader(tmp_path / "l.mlc") as r:
@@ -179,8 +193,11 @@ def test_a_prediction_that_does_not_fit_the_bounded_error_layer_is_refused(volum
 
 
 def test_a_volume_with_no_predicted_slice_gets_no_prediction_chunk(tmp_path):
-    noise = np.random.default_rng(5).integers(0, 4000, (4, 48, 48)).astype(np.uint16)  # no slice predicts another
+    # no slice predicts another: noise and flat slices in turn (neither the pixels nor the
+    # adaptive models a slice ends with help the next one)
+    noise = np.random.default_rng(5).integers(0, 4000, (4, 48, 48)).astype(np.uint16)
+    noise[1::2] = 7
     api.compress(noise, tmp_path / "n.mlc", max_error=0, model_id=SHIPPED)
     decoded, h = decode.decompress(tmp_path / "n.mlc")
     np.testing.assert_array_equal(decoded, noise)
-    assert h.version == (1, 2) and api.info(tmp_path / "n.mlc")["interslice"] is None
+    assert h.version == (1, 6) and api.info(tmp_path / "n.mlc")["interslice"] is None

@@ -13,6 +13,8 @@ SEED_STRIDE = 16
 MAX_LEN = 40  # bit length of |q| for any 32-bit image
 CLASSES = 12
 N_CONTEXTS = 3 * CLASSES * 16
+LOW_DEPTH = 2  # coding 1: the first two bits below the leading one are adaptive
+LOW_CONTEXTS = 3 * LOW_DEPTH * MAX_LEN
 
 
 @njit
@@ -35,10 +37,12 @@ def bit_length(v):
 
 
 @njit
-def _finish_pass(nonzero, nnz, n, model, seen, encoding, coder):
+def _finish_pass(nonzero, nnz, n, model, seen, encoding, coder, low, low_depth, pass_kind):
     """Code the rest of a pass whose flags "L > 0" are coded (their n (context, bit) pairs
     in ``seen``): update the model, then the nnz nonzero values get their bit lengths
-    (flags "L > j", j >= 1, in context), signs and low bits (p = 1/2). nonzero int64
+    (flags "L > j", j >= 1, in context), signs (p = 1/2) and the bits below the leading one:
+    the first ``low_depth`` of them from the model ``low`` in context (pass kind, depth below
+    the leading one, L), the rest at p = 1/2 (coding 0: low_depth = 0). nonzero int64
     (5, >= nnz): [0] flat position, [1] context base, [2] |q| (encoding; decoding: filled),
     [3] bit length so far, [4] sign. Returns the coder."""
     if n:
@@ -81,26 +85,51 @@ def _finish_pass(nonzero, nnz, n, model, seen, encoding, coder):
         else:
             negative[i] = decode_equiprobable(coder)
             magnitude[i] = 1  # the leading one; the bits below follow
-    for bit in range(top - 2, -1, -1):  # the bits below the leading one, at p = 1/2
+    for bit in range(top - 2, -1, -1):  # the bits below the leading one, most significant first
         if encoding:
             coder = reserve(coder, nnz)
+        n = 0
         for i in range(nnz):
-            if length[i] > bit + 1:
+            if length[i] <= bit + 1:
+                continue
+            depth = length[i] - 2 - bit
+            if depth < low_depth:
+                ctx = (pass_kind * LOW_DEPTH + depth) * MAX_LEN + length[i]
                 if encoding:
-                    encode_equiprobable(coder, (magnitude[i] >> bit) & 1 != 0)
+                    b = (magnitude[i] >> bit) & 1 != 0
+                    encode_bit(coder, b, cut(probability(low, ctx)))
                 else:
-                    magnitude[i] = (magnitude[i] << 1) | np.int64(decode_equiprobable(coder))
+                    b = decode_bit(coder, cut(probability(low, ctx)))
+                seen[0, n] = ctx
+                seen[1, n] = b
+                n += 1
+            elif encoding:
+                b = (magnitude[i] >> bit) & 1 != 0
+                encode_equiprobable(coder, b)
+            else:
+                b = decode_equiprobable(coder)
+            if not encoding:
+                magnitude[i] = (magnitude[i] << 1) | np.int64(b)
+        if n:
+            update(low, seen, n)
     return coder
 
 
+def new_models():
+    """Fresh (flag model, low-bit model) of a slice."""
+    return new_model(N_CONTEXTS), new_model(LOW_CONTEXTS)
+
+
 @njit
-def walk(base, target, max_error, encoding, coder):
+def walk(base, target, max_error, encoding, coder, model, low, low_depth):
     """Code one slice: base int64 (h, w), target = x - base (encoding; ignored otherwise);
     returns (decoded residuals r' int64 (h, w), coder). Each pass's flags "q != 0" are
-    coded as its predictions are formed; its nonzero values follow (:func:`_finish_pass`)."""
+    coded as its predictions are formed; its nonzero values follow (:func:`_finish_pass`).
+    ``model`` (N_CONTEXTS) and ``low`` (LOW_CONTEXTS) are the adaptive models, updated in
+    place (fresh from :func:`new_models`, or where the previous slice left them);
+    ``low_depth``: adaptive bits below the leading one (0 or LOW_DEPTH)."""
     h, w = base.shape
     step = 2 * max_error + 1
-    model = new_model(N_CONTEXTS)
     rec = np.zeros((h, w), np.int64)
     cap = max(((h + SEED_STRIDE - 1) // SEED_STRIDE) * ((w + SEED_STRIDE - 1) // SEED_STRIDE),
               ((h + 1) // 2) * ((w + 1) // 2))
@@ -171,7 +200,7 @@ def walk(base, target, max_error, encoding, coder):
                             nonzero[2, nnz] = q
                             nonzero[4, nnz] = target[y, x] < pred
                         nnz += 1
-            coder = _finish_pass(nonzero, nnz, n, model, seen, encoding, coder)
+            coder = _finish_pass(nonzero, nnz, n, model, seen, encoding, coder, low, low_depth, pass_kind)
             flat = rec.ravel()
             for i in range(nnz):
                 q = -nonzero[2, i] if nonzero[4, i] else nonzero[2, i]
