@@ -51,28 +51,29 @@ def _low_depth(coding: int) -> int:
     return kernel.LOW_DEPTH if coding == 1 else 0
 
 
-def fresh_models() -> tuple[np.ndarray, np.ndarray]:
-    """The adaptive models a slice starts from when it carries none over."""
+def _start(coding: int, models) -> tuple[np.ndarray, np.ndarray]:
+    """The adaptive models a slice starts from: a copy of ``models`` (those a previous slice
+    left) in coding 1, fresh ones without them or in coding 0 (which never carries any)."""
     from .kernels import bounded_error as kernel
 
-    return kernel.new_models()
+    return kernel.new_models() if models is None or coding == 0 else tuple(m.copy() for m in models)
 
 
 def code_slice(original: np.ndarray, base: np.ndarray, max_error: int, coding: int = CODING,
                models=None) -> tuple[bytes, np.ndarray, tuple]:
     """Code one slice's residual layer: (payload, decoded slice in the pixel type, the
-    adaptive models after it), |decoded - original| <= max_error everywhere. ``models``
-    (default fresh) are where coding starts: those a previous slice left (copied, not
-    changed)."""
+    adaptive models after it: what the next slice of a chain starts from, None in coding 0),
+    |decoded - original| <= max_error everywhere. ``models``: where coding starts (see
+    :func:`_start`; not changed)."""
     from .kernels import bounded_error as kernel
     from .kernels.rangecoder import finish, new_encoder
 
-    models = fresh_models() if models is None else tuple(m.copy() for m in models)
+    models = _start(coding, models)
     base64 = np.ascontiguousarray(base, np.int64)
     target = np.asarray(original, np.int64) - base64
     rec, coder = kernel.walk(base64, target, int(max_error), True, new_encoder(base64.size // 8), *models,
                              _low_depth(coding))
-    return payload(finish(coder)), _final(base, rec, original.dtype), models
+    return payload(finish(coder)), _final(base, rec, original.dtype), models if coding else None
 
 
 def decode_one(base: np.ndarray, data: bytes, max_error: int, coding: int = CODING, models=None) -> tuple[np.ndarray, tuple]:
@@ -82,12 +83,12 @@ def decode_one(base: np.ndarray, data: bytes, max_error: int, coding: int = CODI
     from .kernels.rangecoder import new_decoder
 
     what = "bounded-error layer chunk"
-    models = fresh_models() if models is None else tuple(m.copy() for m in models)
+    models = _start(coding, models)
     base64 = np.ascontiguousarray(base, np.int64)
     rec, coder = kernel.walk(base64, base64, int(max_error), False, new_decoder(words_of(data, what)), *models,
                              _low_depth(coding))
     check_decoded(coder, what)
-    return _final(base, rec, base.dtype), models
+    return _final(base, rec, base.dtype), models if coding else None
 
 
 def encode_slice(original: np.ndarray, base: np.ndarray, max_error: int, coding: int = CODING) -> tuple[bytes, np.ndarray]:

@@ -45,12 +45,9 @@ class BoundedErrorCodec:
     def encode_slices(self, originals: np.ndarray, bases: np.ndarray,
                       threads: int | None = None) -> list[tuple[bytes, np.ndarray]]:
         if self.sequential:
-            carry = self.coding == 1
-
             def code(original, base, models):
-                data, final, after = bounded_error.code_slice(original, base, self.max_error, self.coding,
-                                                              models if carry else None)
-                return data, len(data), final, after if carry else None
+                data, final, after = bounded_error.code_slice(original, base, self.max_error, self.coding, models)
+                return data, len(data), final, after
 
             records, finals = interslice.encode_chains(originals, bases, code, self.window, self.key_interval,
                                                        threads)
@@ -59,12 +56,8 @@ class BoundedErrorCodec:
 
     def decode_slices(self, bases: np.ndarray, records: list[bytes], threads: int | None = None) -> np.ndarray:
         if self.sequential:
-            carry = self.coding == 1
-
             def decode(base, data, models):
-                final, after = bounded_error.decode_one(base, data, self.max_error, self.coding,
-                                                        models if carry else None)
-                return final, after if carry else None
+                return bounded_error.decode_one(base, data, self.max_error, self.coding, models)
 
             return interslice.decode_chains(bases, records, decode, self.window, threads)
         return bounded_error.decode_slices(bases, records, self.max_error, threads, self.coding)

@@ -120,8 +120,8 @@ def test_bad_requests_say_what_to_do(volume, tmp_path):
 
 
 def test_rate_control_predicts_volumes_and_can_be_told_not_to(volume, tmp_path):
-    inter = compress_to(volume, tmp_path / "p.mlc", psnr=45.0)
-    intra = compress_to(volume, tmp_path / "q.mlc", psnr=45.0, interslice=False)
+    inter = compress_to(volume, tmp_path / "p.mlc", psnr=45.0, model_id=SHIPPED)
+    intra = compress_to(volume, tmp_path / "q.mlc", psnr=45.0, interslice=False, model_id=SHIPPED)
     assert inter.psnr >= 45.0 and intra.psnr >= 45.0
     assert api.info(tmp_path / "p.mlc")["interslice"] is not None and api.info(tmp_path / "q.mlc")["interslice"] is None
     assert inter.bytes < intra.bytes
