@@ -125,3 +125,47 @@ def plan_for_distortion(c: Costs, max_distortion: float) -> TileMap:
     (the best reachable if none is)."""
     counts = _edge(c, lambda k: _total_distortion(c, k) <= max_distortion, ok_at_high_lambda=False)
     return TileMap(c.cells, counts.astype(np.uint8))
+
+
+def _dual_floor(primary: np.ndarray, secondary: np.ndarray, limit: float, steps: int = 80) -> float:
+    """A lower bound on the total ``primary`` of every choice of counts whose total
+    ``secondary`` is <= ``limit`` (both (K+1, S, ty, tx)): by weak duality, for every m >= 0,
+    sum over tiles of min_k (primary + m secondary) - m limit is one. The dual is concave in
+    m, so a ternary search in log m finds about its largest value; any m it
+    stops at still gives a valid bound. m is searched within 6 decades of the ratio of the
+    two totals' spans, where float64 rounding stays far below either."""
+    spread = lambda a: max(float(np.ptp(a, axis=0).sum()), 1e-30)  # noqa: E731
+    scale = spread(primary) / spread(secondary)
+
+    def dual(log_m: float) -> float:
+        m = scale * 10.0 ** log_m
+        return float(np.min(primary + m * secondary, axis=0).sum()) - m * limit
+
+    lo, hi = -6.0, 6.0
+    for _ in range(steps):
+        a, b = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+        lo, hi = (a, hi) if dual(a) < dual(b) else (lo, b)
+    return max(dual(lo), float(primary.min(axis=0).sum()))  # m -> 0: every tile at its best count
+
+
+def distortion_floor(c: Costs, budget_bits: float) -> float:
+    """No counts whose estimated size is <= ``budget_bits`` have an estimated squared error
+    below this (what a rate target's best learned file can reach, by the planner's costs)."""
+    codes_bits = budget_bits - c.fixed_bits - 8.0 * CHUNK_OVERHEAD_BYTES * c.distortion.shape[1]
+    return _dual_floor(c.distortion, c.rate, codes_bits)
+
+
+def bits_floor(c: Costs, max_distortion: float) -> float:
+    """No counts whose estimated squared error is <= ``max_distortion`` have an estimated
+    size below this (bits; what a PSNR target's smallest learned file takes, by the
+    planner's costs)."""
+    return c.fixed_bits + 8.0 * CHUNK_OVERHEAD_BYTES * c.distortion.shape[1] + \
+        _dual_floor(c.rate, c.distortion, max_distortion)
+
+
+def beyond(c: Costs) -> Costs:
+    """``c`` with one more count standing for every count past the measured ones: no error
+    (a squared error is >= 0) at the largest measured count's rate (rates never fall as the
+    count grows), so the floors above on it hold for plans up to any cap."""
+    return Costs(np.concatenate([c.distortion, np.zeros_like(c.distortion[:1])]),
+                 np.concatenate([c.rate, c.rate[-1:]]), c.fixed_bits, c.cells)
