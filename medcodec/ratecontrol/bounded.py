@@ -10,11 +10,11 @@ import numpy as np
 
 from .. import prep
 from ..coding.layers import BoundedErrorCodec
-from ..format import payload_sizes, prefix_sizes, read_header
+from ..format import payload_sizes, prefix_sizes
 from ..options import MAX_ERROR_LIMIT
 from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
-from .wavelet import _base as layer_base
+from .wavelet import Bases
 
 BASES = (0, 1, 2, 4, 8)  # learned iterations tried under the bounded-error layer
 RESD_OVERHEAD_BYTES = 16 + 13 + 12  # RESD chunk header/CRC, its prefix, its RIDX entry
@@ -35,13 +35,16 @@ def _largest_bound(trial, guaranteed: int) -> tuple[int, int]:
 
 
 def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=None,
-              key_interval: int | None = None, **kwargs) -> EncodeStats:
+              key_interval: int | None = None, bases: Bases | None = None, bar: int | None = None,
+              **kwargs) -> EncodeStats:
     """Meet a PSNR with the bounded-error layer (beyond the network's reach, or as a
     candidate cheaper than the network alone): for each base of k learned iterations
     (decoded from the full encode's prefix), the largest bound E whose measured PSNR (inside
     ``mask`` if given) meets the target (E <= rms error always does, since MSE <= E^2), then
     the (k, E) of the smallest file; over k = 0 a volume's slices are predicted from the ones
-    before with ``key_interval`` (None: not). ``kwargs`` go to
+    before with ``key_interval`` (None: not); ``bases``: the decoded prefixes of ``full_path``,
+    if another candidate shares them; ``bar``: the bytes of a file that already meets the
+    target (bases of k >= 1 at least this large are not tried). ``kwargs`` go to
     :func:`medcodec.pipeline.encode.compress`."""
     peak = float(array.max()) - float(array.min())
     originals = array.reshape((-1,) + array.shape[-2:])
@@ -49,14 +52,17 @@ def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=No
     allowed_sse = int(inside.sum()) * (peak / 10 ** (target_db / 20)) ** 2
     guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), MAX_ERROR_LIMIT)
     sizes = prefix_sizes(full_path)
-    header = read_header(full_path)
+    bases = bases or Bases(full_path)
+    header = bases.header
     best = None  # (bytes, k, E)
     for k in (k for k in BASES if k <= len(sizes)):
-        base = layer_base(full_path, header, k, originals.shape)  # k = 0: the window's middle
         if k == 0:  # the one-iteration file without its codes' payloads, plus the tile counts
             fixed, key = sizes[0] - int(payload_sizes(full_path)[:, 0].sum()) + TILE_BYTES, key_interval
         else:
             fixed, key = sizes[k - 1], None
+            if fixed >= (best[0] if bar is None else min(bar, best[0])):
+                continue  # the base alone is as large as a file meeting the target: never smaller
+        base = bases(k, originals.shape)  # k = 0: the window's middle
 
         def trial(e):
             nbytes, sse = fixed, 0.0

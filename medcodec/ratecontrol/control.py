@@ -1,16 +1,22 @@
 """Meet one target (bpp, ratio or psnr) with the best candidate file.
 
 :func:`encode_to_target` first encodes with the most learned iterations allowed into a
-temporary file beside the output. That encode gives the uniform candidate (its best prefix:
-a file truncated to k iterations is exactly what a k-iteration encode writes) and the costs
-the adaptive-tiles candidate plans from (:mod:`.adaptive`); the wavelet layer over a few
-learned iterations (:mod:`.wavelet`) and, for a PSNR target on an integer image, the
-bounded-error layer (:mod:`.bounded`) are the others. The smallest file meeting a PSNR
-target, or the best quality within a rate budget, is kept; the others are removed.
+temporary file beside the output (for a PSNR target: only as many as the residual layers
+build on, at first). That encode gives the bases of the wavelet layer over a few learned
+iterations (:mod:`.wavelet`) and, for a PSNR target on an integer image, the bounded-error
+layer (:mod:`.bounded`), its prefixes decoded once for both; these cheap candidates run
+first. The learned-only candidates, uniform (the best prefix: a file truncated to k
+iterations is exactly what a k-iteration encode writes) and adaptive tiles
+(:mod:`.adaptive`, planned from that encode's costs), run only where the planner's costs do
+not bound them away from the best cheap file (:func:`_learned_may_win`): at 1 bpp and above
+the network alone is far behind, and its encodes were most of the time. The smallest file
+meeting a PSNR target, or the best quality within a rate budget, is kept; the others are
+removed.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -18,14 +24,21 @@ import numpy as np
 
 from .. import prep
 from ..errors import InputError
-from ..format import prefix_sizes, truncate
+from ..format import payload_sizes, prefix_sizes, truncate
 from ..io.atomic import check_output, move_into_place, temporary_sibling
 from ..options import EncodeOptions, check_iterations
 from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
-from . import adaptive, bounded, regions
+from . import adaptive, bounded, regions, tiles
 from . import wavelet as wavelet_candidate
 from .adaptive import BPP_TOLERANCE
+
+# How far the planner's estimates may miss the real learned-only files before a bound on
+# them can skip their encodes: their sizes (estimated per tile from slice averages, and
+# codes change near tile borders) and their PSNR (measured on the decoded pixels). The real
+# misses on the development images are in benchmarks/results/encode_speed.md.
+RATE_MARGIN = 0.2
+PSNR_MARGIN_DB = 0.5
 
 def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
     decoded, _ = decode.decompress(path)
@@ -88,6 +101,53 @@ def _key_interval(array: np.ndarray, options: EncodeOptions, factor: int) -> int
     return encode.default_key_interval(array, factor) if options.interslice else None
 
 
+def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, factor, encode_args) -> list:
+    """The wavelet-layer and (PSNR target, integer image) bounded-error candidates, over
+    the full encode's prefixes decoded once for both."""
+    bases, key, candidates = wavelet_candidate.Bases(temps["full"]), _key_interval(array, options, factor), []
+    if options.wavelet:
+        layered = wavelet_candidate.candidate(array, temps["wavelet"], temps["full"], psnr=psnr, bpp=bpp, mask=mask,
+                                              tolerance=BPP_TOLERANCE, key_interval=key, bases=bases, **encode_args)
+        if layered is not None:
+            candidates.append((layered, temps["wavelet"]))
+    if psnr is not None and array.dtype.kind in "iu":
+        # the bounded-error layer over a few learned iterations may be cheaper even where
+        # the network alone reaches the target: the split is chosen by measured rate
+        bar = min((c.bytes for c, _ in candidates), default=None)
+        candidates.append((bounded.candidate(array, temps["residual"], psnr, temps["full"], True, mask=mask,
+                                             key_interval=key, bases=bases, bar=bar, **encode_args),
+                           temps["residual"]))
+    return candidates
+
+
+def _first_iterations(array, options: EncodeOptions, psnr, mask, cap: int) -> int:
+    """Learned iterations of the first encode: for a PSNR target without a region only the
+    most the layered candidates build on (the rest are encoded only where a learned-only
+    file may still win, :func:`_learned_may_win`); else all up to ``cap``."""
+    bases = (bounded.BASES if array.dtype.kind in "iu" else ()) + (wavelet_candidate.BASES if options.wavelet else ())
+    return min(cap, max(bases)) if psnr is not None and mask is None and bases else cap
+
+
+def _learned_may_win(array, full: EncodeStats, full_path, layered: list, bpp, psnr, mask, cap: int) -> bool:
+    """Whether a learned-only file (uniform or adaptive tiles: a plan of tile counts up to
+    ``cap``) could beat the best ``layered`` candidate. No, where the planner's own costs
+    bound every plan away from it (:func:`.tiles.bits_floor`, :func:`.tiles.distortion_floor`;
+    counts past those encoded as :func:`.tiles.beyond`) by more than the planner's estimates
+    miss the real files (:data:`RATE_MARGIN`, :data:`PSNR_MARGIN_DB`); then their encodes
+    (most of rate control's time) are skipped. Always yes with a region."""
+    if not layered or mask is not None:
+        return True
+    c = tiles.costs(full.cell_sse, payload_sizes(full_path), full.bytes)
+    c = tiles.beyond(c) if full.iterations < cap else c
+    if psnr is not None:  # the smallest file wins: can a plan reaching the PSNR be smaller?
+        floor_bytes = tiles.bits_floor(c, array.size / 10 ** (psnr / 10)) / 8.0
+        return floor_bytes * (1 - RATE_MARGIN) < min(s.bytes for s, _ in layered)
+    # the best quality within the budget wins: can a plan of a little more than the budget beat it?
+    floor = tiles.distortion_floor(c, bpp * array.size * (1 + RATE_MARGIN))
+    ceiling = 10 * math.log10(array.size / floor) if floor > 0 else math.inf
+    return ceiling + PSNR_MARGIN_DB >= max(s.psnr for s, _ in layered)
+
+
 def _out_of_reach(options: EncodeOptions, full: EncodeStats) -> InputError:
     name, value = options.target
     if options.psnr is not None:
@@ -119,21 +179,15 @@ def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: Encode
         encode_args["workers"] = workers
     temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual", "wavelet")}
     try:
-        full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
-        candidates = _learned_candidates(array, full, temps, options, bpp, mask, model.config.factor, encode_args)
-        if options.wavelet:
-            layered = wavelet_candidate.candidate(array, temps["wavelet"], temps["full"], psnr=psnr, bpp=bpp,
-                                                  mask=mask, tolerance=BPP_TOLERANCE,
-                                                  key_interval=_key_interval(array, options, model.config.factor),
-                                                  **encode_args)
-            if layered is not None:
-                candidates.append((layered, temps["wavelet"]))
-        if psnr is not None and array.dtype.kind in "iu":
-            # the bounded-error layer over a few learned iterations may be cheaper even where
-            # the network alone reaches the target: the split is chosen by measured rate
-            candidates.append((bounded.candidate(array, temps["residual"], psnr, temps["full"], True, mask=mask,
-                                                 key_interval=_key_interval(array, options, model.config.factor),
-                                                 **encode_args), temps["residual"]))
+        first = _first_iterations(array, options, psnr, mask, cap)
+        full = encode.compress(array, temps["full"], iterations=first, overwrite=True, **encode_args)
+        factor = model.config.factor
+        layered = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args)
+        candidates = layered
+        if _learned_may_win(array, full, temps["full"], layered, bpp, psnr, mask, cap):
+            if first < cap:  # the learned-only candidates plan from every iteration
+                full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
+            candidates = _learned_candidates(array, full, temps, options, bpp, mask, factor, encode_args) + layered
         if not candidates:
             raise _out_of_reach(options, full)
         if psnr is not None:  # the smallest file meeting the target

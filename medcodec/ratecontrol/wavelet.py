@@ -87,10 +87,24 @@ def _bisect(ok, start: float, steps: int, upper: float) -> float:
     return lo
 
 
-def _base(full_path, header: Header, k: int, shape) -> np.ndarray:
-    if k == 0:
-        return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), header.window, header.pixel_type), shape)
-    return decode.decompress(full_path, iterations=k, precision="float32")[0].reshape(shape)  # as layers see it
+class Bases:
+    """The bases under a residual layer: the k-iteration prefixes of the full encode at
+    ``full_path`` as the layers see them (k = 0: the window's middle), each decoded once and
+    shared by the wavelet and bounded-error candidates (decoding is most of their work)."""
+
+    def __init__(self, full_path):
+        self.full_path, self.header, self._decoded = full_path, read_header(full_path), {}
+
+    def __call__(self, k: int, shape) -> np.ndarray:
+        if k not in self._decoded:
+            self._decoded[k] = self._decode(k, shape)
+        return self._decoded[k]
+
+    def _decode(self, k: int, shape) -> np.ndarray:
+        h = self.header
+        if k == 0:
+            return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), h.window, h.pixel_type), shape)
+        return decode.decompress(self.full_path, iterations=k, precision="float32")[0].reshape(shape)
 
 
 def _zero_tiles(h: Header) -> TileMap:
@@ -150,7 +164,7 @@ def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, 
     return trial.sse(step), step
 
 
-def _best_base(array, full_path, header: Header, inside, psnr, bpp) -> tuple[int, float] | None:
+def _best_base(array, full_path, bases: Bases, inside, psnr, bpp) -> tuple[int, float] | None:
     """(k, step) of the base whose file is smallest (PSNR) or best (rate), from trials."""
     originals = array.reshape((-1,) + array.shape[-2:])
     peak = float(array.max()) - float(array.min())
@@ -159,7 +173,9 @@ def _best_base(array, full_path, header: Header, inside, psnr, bpp) -> tuple[int
     best = None  # (score, k, step)
     for k in (k for k in BASES if k <= len(sizes)):
         base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
-        trial = _Slices(originals, _base(full_path, header, k, originals.shape), header.window, inside)
+        if psnr is not None and best is not None and base_bytes >= best[0]:
+            continue  # the base alone is as large as a better file: no step can win (nor needs decoding)
+        trial = _Slices(originals, bases(k, originals.shape), bases.header.window, inside)
         scored = _step_for_base(trial, base_bytes, array, peak, psnr, bpp)
         if scored is not None and (best is None or scored[0] < best[0]):
             best = (scored[0], k, scored[1])
@@ -168,22 +184,22 @@ def _best_base(array, full_path, header: Header, inside, psnr, bpp) -> tuple[int
 
 def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, bpp: float | None = None,
               mask: np.ndarray | None = None, tolerance: float = 0.05, key_interval: int | None = None,
-              **kwargs) -> EncodeStats | None:
+              bases: Bases | None = None, **kwargs) -> EncodeStats | None:
     """Encode ``array`` to ``path`` with the best (base, step) for the target; None when
     no step fits a rate target. ``full_path``: the full-iteration encode of the same array
     (its prefixes are the bases); a rate target is met within ``tolerance`` below it where
     possible; ``key_interval`` (not None) adds inter-slice prediction to a base of no learned
     iterations (the step search is on intra trials; the real encodes correct it, and a PSNR
-    overshoot gets one coarser try);
-    ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
+    overshoot gets one coarser try); ``bases``: the decoded prefixes of ``full_path``, if
+    another candidate shares them; ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
     planes = (-1,) + array.shape[-2:]  # (slices, h, w)
     inside = (np.ones(array.shape, bool) if mask is None else mask).reshape(planes)
-    header = read_header(full_path)
-    chosen = _best_base(array, full_path, header, inside, psnr, bpp)
+    bases = bases or Bases(full_path)
+    chosen = _best_base(array, full_path, bases, inside, psnr, bpp)
     if chosen is None:
         return None
     k, step = chosen
-    zero = _zero_tiles(header) if k == 0 else None
+    zero = _zero_tiles(bases.header) if k == 0 else None
 
     def encode_at(step):
         stats = encode.compress(array, path, iterations=max(k, 1), tiles=zero, transform_step=step,
