@@ -1,11 +1,10 @@
 """Meet one target (bpp, ratio or psnr) with the best candidate file.
 
 :func:`encode_to_target` first encodes with the most learned iterations allowed into a
-temporary file beside the output (for a PSNR target: only as many as the residual layers
-build on, at first). That encode gives the bases of the wavelet layer over a few learned
-iterations (:mod:`.wavelet`) and, for a PSNR target on an integer image, the bounded-error
-layer (:mod:`.bounded`), its prefixes decoded once for both; these cheap candidates run
-first. The learned-only candidates, uniform (the best prefix: a file truncated to k
+temporary file beside the output. That encode gives the bases of the wavelet layer over a
+few learned iterations (:mod:`.wavelet`) and, for a PSNR target on an integer image, the
+bounded-error layer (:mod:`.bounded`), its prefixes decoded once for both; these cheap
+candidates run first. The learned-only candidates, uniform (the best prefix: a file truncated to k
 iterations is exactly what a k-iteration encode writes) and adaptive tiles
 (:mod:`.adaptive`, planned from that encode's costs), run only where the planner's costs do
 not bound them away from the best cheap file (:func:`_learned_may_win`): at 1 bpp and above
@@ -120,25 +119,15 @@ def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, f
     return candidates
 
 
-def _first_iterations(array, options: EncodeOptions, psnr, mask, cap: int) -> int:
-    """Learned iterations of the first encode: for a PSNR target without a region only the
-    most the layered candidates build on (the rest are encoded only where a learned-only
-    file may still win, :func:`_learned_may_win`); else all up to ``cap``."""
-    bases = (bounded.BASES if array.dtype.kind in "iu" else ()) + (wavelet_candidate.BASES if options.wavelet else ())
-    return min(cap, max(bases)) if psnr is not None and mask is None and bases else cap
-
-
-def _learned_may_win(array, full: EncodeStats, full_path, layered: list, bpp, psnr, mask, cap: int) -> bool:
-    """Whether a learned-only file (uniform or adaptive tiles: a plan of tile counts up to
-    ``cap``) could beat the best ``layered`` candidate. No, where the planner's own costs
-    bound every plan away from it (:func:`.tiles.bits_floor`, :func:`.tiles.distortion_floor`;
-    counts past those encoded as :func:`.tiles.beyond`) by more than the planner's estimates
-    miss the real files (:data:`RATE_MARGIN`, :data:`PSNR_MARGIN_DB`); then their encodes
-    (most of rate control's time) are skipped. Always yes with a region."""
+def _learned_may_win(array, full: EncodeStats, full_path, layered: list, bpp, psnr, mask) -> bool:
+    """Whether a learned-only file (uniform or adaptive tiles: a plan of tile counts) could
+    beat the best ``layered`` candidate. No, where the planner's own costs bound every plan
+    away from it (:func:`.tiles.bits_floor`, :func:`.tiles.distortion_floor`) by more than
+    the planner's estimates miss the real files (:data:`RATE_MARGIN`, :data:`PSNR_MARGIN_DB`);
+    then their encodes (most of rate control's time) are skipped. Always yes with a region."""
     if not layered or mask is not None:
         return True
     c = tiles.costs(full.cell_sse, payload_sizes(full_path), full.bytes)
-    c = tiles.beyond(c) if full.iterations < cap else c
     if psnr is not None:  # the smallest file wins: can a plan reaching the PSNR be smaller?
         floor_bytes = tiles.bits_floor(c, array.size / 10 ** (psnr / 10)) / 8.0
         return floor_bytes * (1 - RATE_MARGIN) < min(s.bytes for s, _ in layered)
@@ -179,14 +168,11 @@ def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: Encode
         encode_args["workers"] = workers
     temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual", "wavelet")}
     try:
-        first = _first_iterations(array, options, psnr, mask, cap)
-        full = encode.compress(array, temps["full"], iterations=first, overwrite=True, **encode_args)
+        full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
         factor = model.config.factor
         layered = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args)
         candidates = layered
-        if _learned_may_win(array, full, temps["full"], layered, bpp, psnr, mask, cap):
-            if first < cap:  # the learned-only candidates plan from every iteration
-                full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
+        if _learned_may_win(array, full, temps["full"], layered, bpp, psnr, mask):
             candidates = _learned_candidates(array, full, temps, options, bpp, mask, factor, encode_args) + layered
         if not candidates:
             raise _out_of_reach(options, full)

@@ -162,10 +162,3 @@ def bits_floor(c: Costs, max_distortion: float) -> float:
     return c.fixed_bits + 8.0 * CHUNK_OVERHEAD_BYTES * c.distortion.shape[1] + \
         _dual_floor(c.rate, c.distortion, max_distortion)
 
-
-def beyond(c: Costs) -> Costs:
-    """``c`` with one more count standing for every count past the measured ones: no error
-    (a squared error is >= 0) at the largest measured count's rate (rates never fall as the
-    count grows), so the floors above on it hold for plans up to any cap."""
-    return Costs(np.concatenate([c.distortion, np.zeros_like(c.distortion[:1])]),
-                 np.concatenate([c.rate, c.rate[-1:]]), c.fixed_bits, c.cells)
