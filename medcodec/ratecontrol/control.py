@@ -35,7 +35,7 @@ from .adaptive import BPP_TOLERANCE
 # How far the planner's estimates may miss the real learned-only files before a bound on
 # them can skip their encodes: their sizes (estimated per tile from slice averages, and
 # codes change near tile borders) and their PSNR (measured on the decoded pixels). The real
-# misses on the development images are in benchmarks/results/encode_speed.md.
+# misses on the development images: benchmarks/results/encode_speed.md (margins).
 RATE_MARGIN = 0.2
 PSNR_MARGIN_DB = 0.5
 
