@@ -26,10 +26,9 @@ import numpy as np
 from .. import prep
 from ..coding import wavelet, wavelet_layer
 from ..coding.threads import map_slices
-from ..format import Header, TileMap, payload_sizes, prefix_sizes, read_header
+from ..format import payload_sizes, prefix_sizes, read_header
 from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
-from . import tiles
 
 BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
 XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
@@ -106,16 +105,6 @@ class Bases:
         if k == 0:
             return np.broadcast_to(prep.denormalise(np.zeros(1, np.float32), h.window, h.pixel_type), shape)
         return decode.decompress(self.full_path, iterations=k, precision="float32")[0].reshape(shape)
-
-
-def _zero_tiles(h: Header) -> TileMap:
-    """Count 0 for every tile of the file with header ``h``: the k = 0 base."""
-    from ..model import checkpoint
-
-    f = checkpoint.load(h.model_id).config.factor
-    cells = tiles.TILE_CELLS
-    grid = (-(-h.height // f), -(-h.width // f))
-    return TileMap(cells, np.zeros((h.slices, -(-grid[0] // cells), -(-grid[1] // cells)), np.uint8))
 
 
 def _fit_rate(encode, step: float, bpp: float, tolerance: float):
@@ -200,10 +189,9 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     if chosen is None:
         return None
     k, step = chosen
-    zero = _zero_tiles(bases.header) if k == 0 else None
 
     def encode_at(step):
-        stats = encode.compress(array, path, iterations=max(k, 1), tiles=zero, transform_step=step,
+        stats = encode.compress(array, path, iterations=k, transform_step=step,
                                 key_interval=key_interval if k == 0 else None, overwrite=True, **kwargs)
         if mask is not None:
             stats.psnr_roi = prep.psnr(array, decode.decompress(path)[0], inside=mask)
