@@ -10,7 +10,6 @@ import numpy as np
 
 from .. import prep
 from ..coding.layers import BoundedErrorCodec
-from ..format import payload_sizes, prefix_sizes
 from ..options import MAX_ERROR_LIMIT
 from ..pipeline import decode, encode
 from ..pipeline.stats import EncodeStats
@@ -51,17 +50,13 @@ def candidate(array, path, target_db: float, full_path, overwrite: bool, mask=No
     inside = np.ones(originals.shape, bool) if mask is None else mask.reshape(originals.shape)
     allowed_sse = int(inside.sum()) * (peak / 10 ** (target_db / 20)) ** 2
     guaranteed = min(int(math.floor(peak / 10 ** (target_db / 20))), MAX_ERROR_LIMIT)
-    sizes = prefix_sizes(full_path)
     bases = bases or Bases(full_path)
     header = bases.header
     best = None  # (bytes, k, E)
-    for k in (k for k in BASES if k <= len(sizes)):
-        if k == 0:  # the one-iteration file without its codes' payloads, plus the tile counts
-            fixed, key = sizes[0] - int(payload_sizes(full_path)[:, 0].sum()) + TILE_BYTES, key_interval
-        else:
-            fixed, key = sizes[k - 1], None
-            if fixed >= (best[0] if bar is None else min(bar, best[0])):
-                continue  # the base alone is as large as a file meeting the target: never smaller
+    for k in bases.tried(BASES):
+        fixed, key = bases.file_bytes(k, TILE_BYTES), key_interval if k == 0 else None
+        if k and fixed >= (best[0] if bar is None else min(bar, best[0])):  # best: set at k = 0
+            continue  # the base alone is as large as a file meeting the target: never smaller
         base = bases(k, originals.shape)  # k = 0: the window's middle
 
         def trial(e):

@@ -39,6 +39,7 @@ from .adaptive import BPP_TOLERANCE
 RATE_MARGIN = 0.2
 PSNR_MARGIN_DB = 0.5
 
+
 def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
     decoded, _ = decode.decompress(path)
     nbytes = path.stat().st_size

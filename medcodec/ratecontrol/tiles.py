@@ -161,4 +161,3 @@ def bits_floor(c: Costs, max_distortion: float) -> float:
     planner's costs)."""
     return c.fixed_bits + 8.0 * CHUNK_OVERHEAD_BYTES * c.distortion.shape[1] + \
         _dual_floor(c.rate, c.distortion, max_distortion)
-

@@ -32,6 +32,7 @@ from ..pipeline.stats import EncodeStats
 
 BASES = (0, 1, 2, 4)  # learned iterations tried under the wavelet layer
 XRES_OVERHEAD_BYTES = 16 + 5 + 12  # XRES chunk header/CRC, its prefix, its XIDX entry
+TILE_BYTES = 64  # k = 0: the TILE chunk of all-zero counts, estimated (the real encodes correct it)
 RATE_SAMPLE_SLICES = 12
 _PSNR_STEPS = 10  # bisection steps after bracketing within a factor 4: step within 0.2 %
 _RATE_STEPS = 7  # each costs a full entropy coding: step within 1.1 %
@@ -90,10 +91,22 @@ def _bisect(ok, start: float, steps: int, upper: float) -> float:
 class Bases:
     """The bases under a residual layer: the k-iteration prefixes of the full encode at
     ``full_path`` as the layers see them (k = 0: the window's middle), each decoded once and
-    shared by the wavelet and bounded-error candidates (decoding is most of their work)."""
+    shared by the wavelet and bounded-error candidates (decoding is most of their work), and
+    the bytes of their files."""
 
     def __init__(self, full_path):
         self.full_path, self.header, self._decoded = full_path, read_header(full_path), {}
+        self.sizes = prefix_sizes(full_path)  # bytes of the file truncated to 1, 2, ... iterations
+        self._codes0 = int(payload_sizes(full_path)[:, 0].sum())  # its first iteration's code payloads
+
+    def tried(self, ks) -> list:
+        """The counts of ``ks`` the full encode has prefixes for."""
+        return [k for k in ks if k <= len(self.sizes)]
+
+    def file_bytes(self, k: int, tile_bytes: int) -> int:
+        """Bytes of the base's file before the layer: the k-iteration prefix; k = 0: the
+        one-iteration file without its code payloads, plus ``tile_bytes`` for its TILE chunk."""
+        return self.sizes[k - 1] if k else self.sizes[0] - self._codes0 + tile_bytes
 
     def __call__(self, k: int, shape) -> np.ndarray:
         if k not in self._decoded:
@@ -154,15 +167,13 @@ def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, 
     return trial.sse(step), step
 
 
-def _best_base(array, full_path, bases: Bases, inside, psnr, bpp) -> tuple[int, float] | None:
+def _best_base(array, bases: Bases, inside, psnr, bpp) -> tuple[int, float] | None:
     """(k, step) of the base whose file is smallest (PSNR) or best (rate), from trials."""
     originals = array.reshape((-1,) + array.shape[-2:])
     peak = float(array.max()) - float(array.min())
-    sizes = prefix_sizes(full_path)
-    payload0 = int(payload_sizes(full_path)[:, 0].sum())
     best = None  # (score, k, step)
-    for k in (k for k in BASES if k <= len(sizes)):
-        base_bytes = sizes[k - 1] if k else sizes[0] - payload0 + 64  # + the TILE chunk
+    for k in bases.tried(BASES):
+        base_bytes = bases.file_bytes(k, TILE_BYTES)
         if psnr is not None and best is not None and base_bytes >= best[0]:
             continue  # the base alone is as large as a better file: no step can win (nor needs decoding)
         trial = _Slices(originals, bases(k, originals.shape), bases.header.window, inside)
@@ -185,7 +196,7 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     planes = (-1,) + array.shape[-2:]  # (slices, h, w)
     inside = (np.ones(array.shape, bool) if mask is None else mask).reshape(planes)
     bases = bases or Bases(full_path)
-    chosen = _best_base(array, full_path, bases, inside, psnr, bpp)
+    chosen = _best_base(array, bases, inside, psnr, bpp)
     if chosen is None:
         return None
     k, step = chosen
