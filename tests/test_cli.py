@@ -176,3 +176,20 @@ def test_global_options_after_the_subcommand(tmp_path, tiny_model_id, mr_series_
     parse = build_parser().parse_args
     assert parse(["decode", "a", "b", "-q"]).quiet and parse(["-q", "decode", "a", "b"]).quiet
     assert not parse(["decode", "a", "b"]).quiet
+
+
+def test_the_script_entry_exits_with_mains_code_and_flushes(tmp_path):
+    """``python -m medcodec.cli`` goes through :func:`medcodec.cli.run` (the script's entry):
+    output printed before the exit arrives whole, and an error is exit code 2."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "data" / "golden_v1.mlc"
+    ok = subprocess.run([sys.executable, "-m", "medcodec.cli", "info", str(golden), "--json"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["size"] == [40, 30, 2]
+    bad = subprocess.run([sys.executable, "-m", "medcodec.cli", "info", str(tmp_path / "missing.mlc")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("medcodec: error:")

@@ -7,6 +7,7 @@ them); results go to stdout.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -14,7 +15,7 @@ from ..errors import MedcodecError
 from .commands import _encode_options  # noqa: F401  (the options the encode command builds)
 from .parser import build_parser
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,3 +33,16 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
+
+
+def run() -> None:
+    """The ``medcodec`` script: :func:`main` on ``sys.argv``, then exit with its code.
+
+    The collector is frozen before the interpreter's shutdown: the objects left (numba's
+    compiler state, mostly) would otherwise be traversed once more on the way out, about
+    0.2 s of a warm 1 s ``medcodec decode``. Exit handlers still run and open files are
+    still flushed; only that last garbage-collection pass is skipped.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)

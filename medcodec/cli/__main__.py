@@ -1,7 +1,5 @@
 """``python -m medcodec.cli``: the command line (as the ``medcodec`` script)."""
 
-import sys
+from . import run
 
-from . import main
-
-sys.exit(main())
+run()

@@ -13,6 +13,7 @@ second process loads instead of compiling (see ``benchmarks/startup.py``).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -22,8 +23,28 @@ def cache_dir() -> Path:
     return Path(base) / "numba"
 
 
+def _import_arraymath_without_blas_probe() -> None:
+    """numba's CPU target, on its first compile or cache load, imports ``numba.np.arraymath``,
+    which imports all of scipy.linalg (about 0.4 s of a warm 1 s ``medcodec decode``) only
+    to learn whether its ``np.cov`` may call BLAS. The kernels call no BLAS, so that module is
+    imported here with the probe's import failing: numba's ``np.cov`` then uses its own inner
+    product, and ``np.dot`` / ``np.linalg`` still import scipy when a function uses them.
+    Nothing changes where either module is already loaded."""
+    probe = "scipy.linalg.cython_blas"
+    if "numba.np.arraymath" in sys.modules or probe in sys.modules:
+        return
+    sys.modules[probe] = None  # makes ``import scipy.linalg.cython_blas`` raise ImportError
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if probe in sys.modules and sys.modules[probe] is None:
+            del sys.modules[probe]
+
+
 def _numba():
     import numba
+
+    _import_arraymath_without_blas_probe()
 
     if not os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
         folder = cache_dir()
