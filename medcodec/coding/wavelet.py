@@ -1,7 +1,8 @@
 """2D CDF 9/7 wavelet transform (the JPEG 2000 lossy filter) by lifting, for any slice size.
 
-Used by the wavelet layer (:mod:`medcodec.coding.wavelet_layer`). Float64 numpy (the
-inverse compiled, :mod:`medcodec.coding.kernels.wavelet`), whole-sample symmetric
+Used by the wavelet layer (:mod:`medcodec.coding.wavelet_layer`). Float64, compiled
+(:mod:`medcodec.coding.kernels.wavelet`) and bitwise equal to the numpy lifting here
+(:func:`forward_numpy`, :func:`inverse_numpy`, the definitions), whole-sample symmetric
 extension at the borders, so any length (odd, 1) works and the inverse is exact up to
 rounding. The bitstream never depends on these floats: only the
 reconstruction does (by far less than a grey level).
@@ -69,7 +70,23 @@ def levels_for(h: int, w: int, most: int = 6) -> int:
 
 
 def forward(x: np.ndarray, levels: int) -> list:
-    """x (h, w) -> [LL, (LH, HL, HH) coarsest, ..., (LH, HL, HH) finest], float64."""
+    """x (h, w) -> [LL, (LH, HL, HH) coarsest, ..., (LH, HL, HH) finest], float64. Compiled
+    (:mod:`.kernels.wavelet`), bitwise equal to :func:`forward_numpy`."""
+    low = np.asarray(x, np.float64)
+    if levels == 0:
+        return [low]
+    from .kernels.wavelet import analyse_level
+
+    low = np.ascontiguousarray(low)
+    details = []
+    for _ in range(levels):
+        low, lh, hl, hh = analyse_level(low)
+        details.append((lh, hl, hh))
+    return [low] + details[::-1]
+
+
+def forward_numpy(x: np.ndarray, levels: int) -> list:
+    """:func:`forward` in numpy: the definition the kernel follows operation for operation."""
     low = np.asarray(x, np.float64)
     details = []
     for _ in range(levels):
