@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rangecoder import check_decoded, payload, words_of
+from .rangecoder import check_decoded, decoder_of, payload
 from .threads import map_slices
 
 CODINGS = (0, 1)
@@ -80,12 +80,11 @@ def decode_one(base: np.ndarray, data: bytes, max_error: int, coding: int = CODI
     """Inverse of :func:`code_slice`: (decoded slice in the base's pixel type, models after
     it). Raises ContainerError for a stream that does not decode."""
     from .kernels import bounded_error as kernel
-    from .kernels.rangecoder import new_decoder
 
     what = "bounded-error layer chunk"
     models = _start(coding, models)
     base64 = np.ascontiguousarray(base, np.int64)
-    rec, coder = kernel.walk(base64, base64, int(max_error), False, new_decoder(words_of(data, what)), *models,
+    rec, coder = kernel.walk(base64, base64, int(max_error), False, decoder_of(data, what), *models,
                              _low_depth(coding))
     check_decoded(coder, what)
     return _final(base, rec, base.dtype), models if coding else None

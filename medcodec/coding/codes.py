@@ -38,7 +38,7 @@ import zlib
 import numpy as np
 
 from ..errors import ContainerError, UnsupportedVersionError
-from .rangecoder import check_decoded, payload, words_of
+from .rangecoder import check_decoded, decoder_of, payload
 from .threads import map_slices
 
 CODING_RAW, CODING_ZLIB, CODING_CONTEXT = 0, 1, 2
@@ -101,7 +101,7 @@ def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, 
     equal for all): int8 (S, k, h, w, bits), +-1 where coded, 0 in cells past their
     ``counts``. Raises ContainerError for a stream that does not decode."""
     from .kernels import codes as kernel
-    from .kernels.rangecoder import new_decoder, new_model
+    from .kernels.rangecoder import new_model
 
     n = len(chunks)
     k = len(chunks[0]) if n else 0
@@ -111,20 +111,24 @@ def decode_slices(chunks: list[list[tuple[int, bytes]]], shape: tuple[int, int, 
     out = np.empty((n, k) + tuple(shape), np.int8)
 
     def one(i: int) -> None:
-        model = new_model(kernel.N_CONTEXTS)
+        model = None  # made at the first walk: a tile map can leave every cell uncoded
         planes = np.zeros((2, h, w, bits), np.uint8)
         for t in range(k):
             coding, data = chunks[i][t]
             active = _active(counts, i, t, (h, w))
             what = f"entropy-coded CODE chunk of iteration {t + 1}"
             if coding == CODING_CONTEXT:
+                coder = decoder_of(data, what)
                 planes[1] = 0
-                coder = kernel.walk_iteration(model, planes, t > 0, active, kernel.DECODE,
-                                              new_decoder(words_of(data, what)))
-                check_decoded(coder, what)
+                if active.any():
+                    model = new_model(kernel.N_CONTEXTS) if model is None else model
+                    coder = kernel.walk_iteration(model, planes, t > 0, active, kernel.DECODE, coder)
+                    check_decoded(coder, what)
             else:
                 planes[1] = _known_bits(coding, data, shape, active)
-                kernel.walk_iteration(model, planes, t > 0, active, kernel.KNOWN, new_decoder(np.zeros(0, np.uint32)))
+                if active.any():
+                    model = new_model(kernel.N_CONTEXTS) if model is None else model
+                    kernel.walk_iteration(model, planes, t > 0, active, kernel.KNOWN, decoder_of(b"", what))
             out[i, t] = np.where(planes[1] > 0, 1, -1) * (active[..., None] if counts is not None else 1)
             planes[0] = planes[1]
 

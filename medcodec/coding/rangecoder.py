@@ -30,11 +30,23 @@ def words_of(data: bytes, what: str) -> np.ndarray:
     return np.frombuffer(data, "<u4").astype(np.uint32)
 
 
+def decoder_of(data: bytes, what: str) -> np.ndarray:
+    """A decoder (the kernels' coder array) over a stored stream (:func:`words_of`).
+
+    Made and checked (:func:`check_decoded`) by the kernels' own Python bodies (numba's
+    ``py_func``): an allocation or a flag test gains nothing from compiling, and each
+    compiled function a process calls from Python costs it a load from the cache (5-20 ms
+    of a warm ``medcodec decode``)."""
+    from .kernels.rangecoder import new_decoder
+
+    return new_decoder.py_func(words_of(data, what))
+
+
 def check_decoded(coder: np.ndarray, what: str) -> None:
     """Raise ContainerError when a decoder met words that no encoder writes."""
     from .kernels.rangecoder import failed
 
-    if failed(coder):
+    if failed.py_func(coder):
         raise ContainerError(f"{what} does not decode")
 
 

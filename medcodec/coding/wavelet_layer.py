@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wavelet
-from .rangecoder import check_decoded, payload, words_of
+from .rangecoder import check_decoded, decoder_of, payload
 from .threads import map_slices
 from ..errors import ContainerError
 
@@ -189,12 +189,11 @@ def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, w
 def _decoded_flat(data: bytes, shape: tuple[int, int]):
     """(integer bands laid end to end, offsets, shapes, levels) of one stream."""
     from .kernels import wavelet_layer as kernel
-    from .kernels.rangecoder import new_decoder
 
     what = "wavelet layer chunk"
     offsets, shapes, levels = _layout(shape)
     flat = np.zeros(offsets[-1], np.int64)
-    check_decoded(kernel.walk(flat, offsets, shapes, levels, False, new_decoder(words_of(data, what))), what)
+    check_decoded(kernel.walk(flat, offsets, shapes, levels, False, decoder_of(data, what)), what)
     return flat, offsets, shapes, levels
 
 
