@@ -173,10 +173,7 @@ def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, w
     ``threads`` threads;
     ``levels``: the stored level count, one for all or one per slice."""
     shape = bases.shape[1:]
-    for stored in np.atleast_1d(levels):
-        if stored != _levels(shape):
-            raise ContainerError(f"wavelet layer has {stored} levels; a {shape[0]}x{shape[1]} "
-                                 f"slice has {_levels(shape)}")
+    _check_levels(levels, shape)
     out = np.empty(bases.shape, bases.dtype)
 
     def one(i: int) -> None:
@@ -184,6 +181,29 @@ def decode_slices(bases: np.ndarray, levels, datas: list[bytes], delta: float, w
 
     map_slices(one, len(bases), threads)
     return out
+
+
+def decoded_residuals(levels, datas: list[bytes], shape: tuple[int, int], delta: float, rho: float = RHO,
+                      threads: int | None = None) -> np.ndarray:
+    """The residuals (S, h, w) float64 the streams of S (h, w) slices decode to, before any
+    base is added (:func:`finish` adds it), on up to ``threads`` threads; ``levels`` as in
+    :func:`decode_slices`."""
+    _check_levels(levels, shape)
+    out = np.empty((len(datas),) + tuple(shape), np.float64)
+
+    def one(i: int) -> None:
+        out[i] = _decoded_residual(datas[i], shape, delta, rho)
+
+    map_slices(one, len(datas), threads)
+    return out
+
+
+def _check_levels(levels, shape: tuple[int, int]) -> None:
+    expected = _levels(shape)
+    for stored in set(np.atleast_1d(levels).tolist()):
+        if stored != expected:
+            raise ContainerError(f"wavelet layer has {stored} levels; a {shape[0]}x{shape[1]} "
+                                 f"slice has {expected}")
 
 
 def _decoded_flat(data: bytes, shape: tuple[int, int]):
