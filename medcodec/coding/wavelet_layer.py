@@ -60,7 +60,22 @@ def quantize(bands, delta: float, levels: int):
     """Wavelet bands -> integer bands (same layout). Dead zone TAU everywhere; an isolated
     coefficient (no nonzero neighbour in its 3x3 block, zero parent) costs several bits
     to signal, so it is kept only from 1 - TAU_ISOLATED steps (rate-distortion choice made by
-    the encoder alone: the decoder does not need to know)."""
+    the encoder alone: the decoder does not need to know). Compiled
+    (:func:`medcodec.coding.kernels.wavelet_layer.quantize`), equal to :func:`quantize_numpy`."""
+    from .kernels.wavelet_layer import quantize as kernel
+
+    each = [np.asarray(bands[0], np.float64)] + [np.asarray(b, np.float64) for level in bands[1:] for b in level]
+    shapes = np.array([b.shape for b in each], np.int64).reshape(-1, 2)
+    offsets = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
+    flat = np.concatenate([b.ravel() for b in each])
+    norms = wavelet.synthesis_norms(levels)
+    scales = np.array([n / delta for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
+    q = kernel(flat, offsets, shapes, levels, scales, TAU, 1 - TAU_ISOLATED, _MAX_Q)
+    return _bands_of(q, offsets, shapes, levels)
+
+
+def quantize_numpy(bands, delta: float, levels: int):
+    """:func:`quantize` in numpy: the definition the kernel follows."""
     norms = wavelet.synthesis_norms(levels)
 
     def q(c, n):  # clipped far beyond any real image, so bit lengths stay below _MAX_LEN

@@ -200,3 +200,22 @@ def test_slices_coded_in_lockstep_give_each_slice_its_own_stream():
                                                                                    (0.0, 4000.0)))
     with pytest.raises(ContainerError, match="levels"):
         tr.decode_slices(bases, [levels, levels - 1, levels], alone, 2.0, (0.0, 4000.0))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (16, 17), (33, 40), (150, 116), (257, 255)])
+def test_compiled_quantizer_equals_the_numpy_one(shape):
+    """Every integer of :func:`wavelet_layer.quantize` (compiled) equals the numpy
+    definition's, from fine steps (large integers) to coarse ones (mostly isolated +-1,
+    where the dead-zone rule decides), on smooth and noisy residuals."""
+    rng = np.random.default_rng(shape[0] * 31 + shape[1])
+    levels = wavelet.levels_for(*shape)
+    smooth = np.cumsum(np.cumsum(rng.normal(0, 1, shape), 0), 1)
+    for residual in (rng.normal(0, 40, shape), smooth, np.zeros(shape)):
+        bands = wavelet.forward(residual, levels)
+        for delta in (0.05, 1.0, 7.3, 40.0, 400.0):
+            ours, numpy_ = tr.quantize(bands, delta, levels), tr.quantize_numpy(bands, delta, levels)
+            np.testing.assert_array_equal(ours[0], numpy_[0])
+            for a, b in zip(ours[1:], numpy_[1:]):
+                for band, expected in zip(a, b):
+                    assert band.dtype == expected.dtype == np.int64
+                    np.testing.assert_array_equal(band, expected)
