@@ -122,7 +122,18 @@ def quantized(residual: np.ndarray, delta: float, rho: float = RHO) -> tuple[lis
 
 def finish(base: np.ndarray, decoded_residual: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """The final slice: base + residual, clipped to the window, rounded for integer types,
-    in the base's pixel type."""
+    in the base's pixel type; base and residual (h, w). Compiled, equal to
+    :func:`finish_numpy`."""
+    from .kernels.wavelet_layer import finish as kernel
+
+    out = np.empty(base.shape, base.dtype)
+    kernel(base, np.asarray(decoded_residual, np.float64), float(window[0]), float(window[1]), base.dtype.kind in "iu",
+           out)
+    return out
+
+
+def finish_numpy(base: np.ndarray, decoded_residual: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """:func:`finish` in numpy: the definition the kernel follows."""
     out = np.clip(base.astype(np.float64) + decoded_residual, window[0], window[1])
     if base.dtype.kind in "iu":
         out = np.rint(out)

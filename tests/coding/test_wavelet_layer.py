@@ -219,3 +219,19 @@ def test_compiled_quantizer_equals_the_numpy_one(shape):
                 for band, expected in zip(a, b):
                     assert band.dtype == expected.dtype == np.int64
                     np.testing.assert_array_equal(band, expected)
+
+
+@pytest.mark.parametrize("dtype,window", [(np.int16, (-1024.0, 3071.0)), (np.uint16, (0.0, 4095.0)),
+                                          (np.uint8, (0.0, 255.0)), (np.float32, (-1.5, 2.5))])
+def test_compiled_finish_equals_the_numpy_one(dtype, window):
+    """Clipping, rounding half to even (residuals at exact .5) and the cast, against the
+    numpy definition, for a full base and for the broadcast constant base of a slice with
+    no learned iteration."""
+    rng = np.random.default_rng(3)
+    lo, hi = window
+    base = rng.uniform(lo, hi, (37, 29)).astype(dtype)
+    residual = rng.normal(0, (hi - lo) / 4, base.shape)
+    residual[::3] = np.round(residual[::3]) + 0.5  # ties
+    for b in (base, np.broadcast_to(base[0, 0], base.shape)):
+        np.testing.assert_array_equal(tr.finish(b, residual, window), tr.finish_numpy(b, residual, window))
+        assert tr.finish(b, residual, window).dtype == dtype

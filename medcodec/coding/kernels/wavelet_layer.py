@@ -397,3 +397,15 @@ def quantize(coeffs, offs, shapes, levels, scales, tau, weak_below, max_q):
             if isolated[i]:
                 q[i] = 0
     return out
+
+
+@njit
+def finish(base, residual, lo, hi, rounding, out):
+    """out = base + residual (float64), clipped to [lo, hi], rounded half to even when
+    ``rounding``, cast to out's type: the numpy ``finish`` element by element. base (h, w)
+    of any layout (a broadcast constant base too), residual float64 (h, w)."""
+    h, w = base.shape
+    for y in range(h):
+        for x in range(w):
+            v = min(max(np.float64(base[y, x]) + residual[y, x], lo), hi)
+            out[y, x] = np.rint(v) if rounding else v
