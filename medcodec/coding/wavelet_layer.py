@@ -64,10 +64,7 @@ def quantize(bands, delta: float, levels: int):
     (:func:`medcodec.coding.kernels.wavelet_layer.quantize`), equal to :func:`quantize_numpy`."""
     from .kernels.wavelet_layer import quantize as kernel
 
-    each = [np.asarray(bands[0], np.float64)] + [np.asarray(b, np.float64) for level in bands[1:] for b in level]
-    shapes = np.array([b.shape for b in each], np.int64).reshape(-1, 2)
-    offsets = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
-    flat = np.concatenate([b.ravel() for b in each])
+    flat, offsets, shapes = _flat(bands, np.float64)
     norms = wavelet.synthesis_norms(levels)
     scales = np.array([n / delta for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
     q = kernel(flat, offsets, shapes, levels, scales, TAU, 1 - TAU_ISOLATED, _MAX_Q)
@@ -98,8 +95,32 @@ def quantize_numpy(bands, delta: float, levels: int):
     return out
 
 
+def _flat(bands, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values laid end to end, offsets (bands + 1,), shapes (bands, 2)) of bands in the
+    layout of :func:`wavelet.forward`."""
+    each = [np.asarray(bands[0], dtype)] + [np.asarray(b, dtype) for level in bands[1:] for b in level]
+    shapes = np.array([b.shape for b in each], np.int64).reshape(-1, 2)
+    offsets = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
+    return np.concatenate([b.ravel() for b in each]), offsets, shapes
+
+
+def _band_steps(delta: float, levels: int) -> np.ndarray:
+    """delta / norm of each band, LL first (the dequantizer's step per band)."""
+    norms = wavelet.synthesis_norms(levels)
+    return np.array([delta / n for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
+
+
 def dequantize(q_bands, delta: float, levels: int, rho: float = RHO):
-    """Integer bands -> wavelet bands."""
+    """Integer bands -> wavelet bands. Compiled (the decoder's
+    :func:`medcodec.coding.kernels.wavelet_layer.dequantize`), equal to :func:`dequantize_numpy`."""
+    from .kernels.wavelet_layer import dequantize as kernel
+
+    flat, offsets, shapes = _flat(q_bands, np.int64)
+    return _bands_of(kernel(flat, offsets, _band_steps(delta, levels), float(rho)), offsets, shapes, levels)
+
+
+def dequantize_numpy(q_bands, delta: float, levels: int, rho: float = RHO):
+    """:func:`dequantize` in numpy: the definition the kernel follows."""
     norms = wavelet.synthesis_norms(levels)
 
     def d(q, n):
@@ -261,8 +282,7 @@ def _decoded_residual(data: bytes, shape: tuple[int, int], delta: float, rho: fl
     from .kernels.wavelet_layer import dequantize as dequantize_flat
 
     flat, offsets, shapes, levels = _decoded_flat(data, shape)
-    norms = wavelet.synthesis_norms(levels)
-    steps = np.array([delta / n for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
+    steps = _band_steps(delta, levels)
     return wavelet.inverse(_bands_of(dequantize_flat(flat, offsets, steps, float(rho)), offsets, shapes, levels))
 
 

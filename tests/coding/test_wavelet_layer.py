@@ -235,3 +235,16 @@ def test_compiled_finish_equals_the_numpy_one(dtype, window):
     for b in (base, np.broadcast_to(base[0, 0], base.shape)):
         np.testing.assert_array_equal(tr.finish(b, residual, window), tr.finish_numpy(b, residual, window))
         assert tr.finish(b, residual, window).dtype == dtype
+
+
+def test_compiled_dequantizer_equals_the_numpy_one():
+    rng = np.random.default_rng(5)
+    for shape in ((1, 1), (16, 17), (150, 116)):
+        levels = wavelet.levels_for(*shape)
+        q = tr.quantize(wavelet.forward(rng.normal(0, 40, shape), levels), 2.5, levels)
+        for rho in (tr.RHO, 0.0, 0.5):
+            ours, numpy_ = tr.dequantize(q, 2.5, levels, rho), tr.dequantize_numpy(q, 2.5, levels, rho)
+            np.testing.assert_array_equal(ours[0], numpy_[0])
+            for a, b in zip(ours[1:], numpy_[1:]):
+                for band, expected in zip(a, b):
+                    np.testing.assert_array_equal(band, expected)
