@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import prep
 from . import wavelet, wavelet_layer
-from .threads import default_threads, map_slices
+from .threads import map_slices, thread_count
 
 INTRA, INTER = 0, 1
 DECODE_BLOCK = 8  # slices per thread decoded ahead of the chains (8 x 512² float64 = 16 MB)
@@ -193,7 +193,7 @@ def decode_volume(bases: np.ndarray, records: list[SliceRecord], delta: float, w
     shape = bases.shape[1:]
     mid = _mid(window, bases.dtype)
     out = np.empty(bases.shape, bases.dtype)
-    step = DECODE_BLOCK * (default_threads(len(records)) if threads is None else max(1, int(threads)))
+    step = DECODE_BLOCK * thread_count(len(records), threads)
     prev = None
     for start in range(0, len(records), step):
         block = records[start:start + step]

@@ -26,10 +26,16 @@ def default_threads(n_jobs: int) -> int:
     return max(1, min(cores, n_jobs))
 
 
+def thread_count(n_jobs: int, threads: int | None = None) -> int:
+    """Threads :func:`map_slices` runs ``n_jobs`` on: ``threads`` (None:
+    :func:`default_threads`), at least 1, never more than the jobs."""
+    return default_threads(n_jobs) if threads is None else max(1, min(int(threads), n_jobs))
+
+
 def map_slices(function: Callable[[int], object], n: int, threads: int | None = None) -> list:
     """``[function(i) for i in range(n)]``, on up to ``threads`` threads (None:
     :func:`default_threads`), results in order; the first exception is raised."""
-    threads = default_threads(n) if threads is None else max(1, min(int(threads), n))
+    threads = thread_count(n, threads)
     if threads <= 1:
         return [function(i) for i in range(n)]
     with ThreadPoolExecutor(threads, thread_name_prefix="medcodec-slice") as pool:

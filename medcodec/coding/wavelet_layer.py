@@ -65,9 +65,7 @@ def quantize(bands, delta: float, levels: int):
     from .kernels.wavelet_layer import quantize as kernel
 
     flat, offsets, shapes = _flat(bands, np.float64)
-    norms = wavelet.synthesis_norms(levels)
-    scales = np.array([n / delta for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
-    q = kernel(flat, offsets, shapes, levels, scales, TAU, 1 - TAU_ISOLATED, _MAX_Q)
+    q = kernel(flat, offsets, shapes, _band_norms(levels) / delta, TAU, 1 - TAU_ISOLATED, _MAX_Q)
     return _bands_of(q, offsets, shapes, levels)
 
 
@@ -100,14 +98,25 @@ def _flat(bands, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     layout of :func:`wavelet.forward`."""
     each = [np.asarray(bands[0], dtype)] + [np.asarray(b, dtype) for level in bands[1:] for b in level]
     shapes = np.array([b.shape for b in each], np.int64).reshape(-1, 2)
-    offsets = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
-    return np.concatenate([b.ravel() for b in each]), offsets, shapes
+    return np.concatenate([b.ravel() for b in each]), _offsets(shapes), shapes
+
+
+def _offsets(shapes: np.ndarray) -> np.ndarray:
+    """Where each band of ``shapes`` (bands, 2) starts when laid end to end, and the end."""
+    return np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
+
+
+def _band_norms(levels: int) -> np.ndarray:
+    """:func:`wavelet.synthesis_norms` laid flat, LL first: the quantizer's scale is
+    norm / delta, the dequantizer's step delta / norm (elementwise, the same floats as one
+    band at a time)."""
+    norms = wavelet.synthesis_norms(levels)
+    return np.array([norms[0]] + [n for level in norms[1:] for n in level], np.float64)
 
 
 def _band_steps(delta: float, levels: int) -> np.ndarray:
     """delta / norm of each band, LL first (the dequantizer's step per band)."""
-    norms = wavelet.synthesis_norms(levels)
-    return np.array([delta / n for n in [norms[0]] + [n for level in norms[1:] for n in level]], np.float64)
+    return delta / _band_norms(levels)
 
 
 def dequantize(q_bands, delta: float, levels: int, rho: float = RHO):
@@ -186,8 +195,7 @@ def _layout(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
     levels = _levels(shape)
     per_band = wavelet.band_shapes(*shape, levels)
     shapes = np.array([per_band[0]] + [s for level in per_band[1:] for s in level], np.int64).reshape(-1, 2)
-    offsets = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])]).astype(np.int64)
-    return offsets, shapes, levels
+    return _offsets(shapes), shapes, levels
 
 
 def encode_bands(q_bands, shape: tuple[int, int]) -> bytes:
@@ -196,8 +204,7 @@ def encode_bands(q_bands, shape: tuple[int, int]) -> bytes:
     from .kernels.rangecoder import finish as seal, new_encoder
 
     offsets, shapes, levels = _layout(shape)
-    flat = np.concatenate([np.asarray(q_bands[0], np.int64).ravel()]
-                          + [np.asarray(b, np.int64).ravel() for level in q_bands[1:] for b in level])
+    flat = _flat(q_bands, np.int64)[0]
     if flat.size != offsets[-1]:
         raise ValueError(f"bands do not fit a {shape[0]}x{shape[1]} slice")
     return payload(seal(kernel.walk(flat, offsets, shapes, levels, True, new_encoder(flat.size // 16))))

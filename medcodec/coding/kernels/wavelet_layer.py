@@ -356,7 +356,7 @@ def dequantize(flat, offs, steps, rho):
 
 
 @njit
-def quantize(coeffs, offs, shapes, levels, scales, tau, weak_below, max_q):
+def quantize(coeffs, offs, shapes, scales, tau, weak_below, max_q):
     """Wavelet coefficients laid end to end (float64, the layout of :func:`walk`) -> int64
     integers, the operations of the numpy ``quantize`` in its order: per band b,
     q = sign(c) floor(|c| scales[b] + tau), clipped to +-max_q; then, in detail bands, a
