@@ -171,7 +171,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
              model_id: str | None = None, overwrite: bool = False, progress=None,
              max_error: int | None = None, tiles: TileMap | None = None,
              transform_step: float | None = None, workers: int | None = None,
-             key_interval: int | None = None) -> EncodeStats:
+             key_interval: int | None = None, base_only: bool = False) -> EncodeStats:
     """Encode a 2D/3D/4D grayscale array (numpy axis order) into a ``.mlc`` file.
 
     ``iterations`` (0..model max) learned iterations (0: none, the base is the window's
@@ -182,6 +182,8 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     (:mod:`medcodec.coding.interslice`: every N-th slice intra, 0: only the first).
     ``progress(n)`` is called with image slices finished; ``workers``: threads entropy coding
     the slices (None: one per core, :func:`medcodec.coding.threads.default_threads`).
+    ``base_only`` with ``iterations=0`` and no residual layer writes the window's middle
+    alone (no network runs): rate control reads its header and framing bytes.
     """
     from ..model import checkpoint
 
@@ -190,7 +192,7 @@ def compress(array: np.ndarray, path: str | os.PathLike, *, iterations: int,
     check_output(path, overwrite)  # fail before the encoding work, not after it
     model = checkpoint.load(model_id)
     learned = not (isinstance(iterations, (int, np.integer)) and not isinstance(iterations, bool) and iterations == 0)
-    if not learned and (tiles is not None or layer is None):
+    if not learned and (tiles is not None or (layer is None and not base_only)):
         raise InputError("iterations=0 (no learned iterations) needs a residual layer (max_error or "
                          "transform_step) and no tiles")
     iterations = check_iterations(iterations if learned else 1, model.config.max_iterations)

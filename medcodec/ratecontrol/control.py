@@ -8,13 +8,16 @@ candidates run first. The learned-only candidates, uniform (the best prefix: a f
 iterations is exactly what a k-iteration encode writes) and adaptive tiles
 (:mod:`.adaptive`, planned from that encode's costs), run only where the planner's costs do
 not bound them away from the best cheap file (:func:`_learned_may_win`): at 1 bpp and above
-the network alone is far behind, and its encodes were most of the time. The smallest file
-meeting a PSNR target, or the best quality within a rate budget, is kept; the others are
-removed.
+the network alone is far behind, and its encodes were most of the time. A volume is first
+rate-controlled on a sample of its slices (:func:`_probe_keeps_no_network`); where the file
+kept there has no learned iterations, only the candidates over none are tried on the volume
+and the network never runs on it. The smallest file meeting a PSNR target, or the best
+quality within a rate budget, is kept; the others are removed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -38,6 +41,13 @@ from .adaptive import BPP_TOLERANCE
 # misses on the development images: benchmarks/results/encode_speed.md (margins).
 RATE_MARGIN = 0.2
 PSNR_MARGIN_DB = 0.5
+
+# A volume of at least PROBE_MIN_SLICES slices is first rate-controlled on PROBE_SLICES of
+# them (evenly spaced, coded intra). The full encode and the decoding of its prefixes were
+# most of a volume's time; on the MR atlas the probe keeps no learned iterations at every
+# target measured, 0.25-2 bpp and 40-50 dB (benchmarks/results/encode_speed_probe.md).
+PROBE_SLICES = 12
+PROBE_MIN_SLICES = 48
 
 
 def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
@@ -101,10 +111,13 @@ def _key_interval(array: np.ndarray, options: EncodeOptions, factor: int) -> int
     return encode.default_key_interval(array, factor) if options.interslice else None
 
 
-def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, factor, encode_args) -> list:
+def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, factor, encode_args,
+                        learned: bool = True) -> list:
     """The wavelet-layer and (PSNR target, integer image) bounded-error candidates, over
-    the full encode's prefixes decoded once for both."""
-    bases, key, candidates = wavelet_candidate.Bases(temps["full"]), _key_interval(array, options, factor), []
+    the full encode's prefixes decoded once for both (``learned=False``: over no learned
+    iterations only, ``temps["full"]`` being a base-only file)."""
+    bases = wavelet_candidate.Bases(temps["full"], learned)
+    key, candidates = _key_interval(array, options, factor), []
     if options.wavelet:
         layered = wavelet_candidate.candidate(array, temps["wavelet"], temps["full"], psnr=psnr, bpp=bpp, mask=mask,
                                               tolerance=BPP_TOLERANCE, key_interval=key, bases=bases, **encode_args)
@@ -118,6 +131,29 @@ def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, f
                                              key_interval=key, bases=bases, bar=bar, **encode_args),
                            temps["residual"]))
     return candidates
+
+
+def _probe_keeps_no_network(array: np.ndarray, options: EncodeOptions, path: Path, mask, encode_args) -> bool:
+    """Whether rate control on :data:`PROBE_SLICES` evenly spaced slices of a volume (as a
+    volume of their own, intra, same target) keeps a file of no learned iterations; False
+    for fewer than :data:`PROBE_MIN_SLICES` slices, with a region, or where the sample
+    cannot meet the target."""
+    planes = array.reshape((-1,) + array.shape[-2:])
+    layers = options.wavelet or (options.psnr is not None and array.dtype.kind in "iu")  # candidates over none
+    if len(planes) < PROBE_MIN_SLICES or mask is not None or not layers:
+        return False
+    every = len(planes) // PROBE_SLICES
+    sample = np.ascontiguousarray(planes[every // 2::every][:PROBE_SLICES])
+    probe = temporary_sibling(path)
+    args = {k: encode_args[k] for k in ("progress", "workers") if k in encode_args}
+    try:
+        kept = encode_to_target(sample, probe, dataclasses.replace(options, interslice=False), overwrite=True, **args)
+    except InputError:
+        return False
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
+    return kept.iterations == 0
 
 
 def _learned_may_win(array, full: EncodeStats, full_path, layered: list, bpp, psnr, mask) -> bool:
@@ -168,15 +204,20 @@ def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: Encode
     if workers is not None:
         encode_args["workers"] = workers
     temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual", "wavelet")}
+    factor = model.config.factor
     try:
-        full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
-        factor = model.config.factor
-        layered = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args)
-        candidates = layered
-        if _learned_may_win(array, full, temps["full"], layered, bpp, psnr, mask):
-            candidates = _learned_candidates(array, full, temps, options, bpp, mask, factor, encode_args) + layered
-        if not candidates:
-            raise _out_of_reach(options, full)
+        candidates = []
+        if _probe_keeps_no_network(array, options, path, mask, encode_args):
+            encode.compress(array, temps["full"], iterations=0, base_only=True, overwrite=True, **encode_args)
+            candidates = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args, False)
+        if not candidates:  # no probe, or none over no learned iterations meets the target
+            full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
+            layered = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args)
+            candidates = layered
+            if _learned_may_win(array, full, temps["full"], layered, bpp, psnr, mask):
+                candidates = _learned_candidates(array, full, temps, options, bpp, mask, factor, encode_args) + layered
+            if not candidates:
+                raise _out_of_reach(options, full)
         if psnr is not None:  # the smallest file meeting the target
             best, best_path = min(candidates, key=lambda c: c[0].bytes)
         else:  # all fit the budget: the best quality (inside the region, if any)

@@ -92,21 +92,26 @@ class Bases:
     """The bases under a residual layer: the k-iteration prefixes of the full encode at
     ``full_path`` as the layers see them (k = 0: the window's middle), each decoded once and
     shared by the wavelet and bounded-error candidates (decoding is most of their work), and
-    the bytes of their files."""
+    the bytes of their files. ``learned=False``: ``full_path`` is a base-only file
+    (:func:`medcodec.pipeline.encode.compress` with ``base_only``) and only k = 0 is tried."""
 
-    def __init__(self, full_path):
+    def __init__(self, full_path, learned: bool = True):
         self.full_path, self.header, self._decoded = full_path, read_header(full_path), {}
+        self.learned = learned
         self.sizes = prefix_sizes(full_path)  # bytes of the file truncated to 1, 2, ... iterations
         self._codes0 = int(payload_sizes(full_path)[:, 0].sum())  # its first iteration's code payloads
 
     def tried(self, ks) -> list:
-        """The counts of ``ks`` the full encode has prefixes for."""
-        return [k for k in ks if k <= len(self.sizes)]
+        """The counts of ``ks`` the full encode has prefixes for (only 0 over a base-only file)."""
+        return [k for k in ks if k <= (len(self.sizes) if self.learned else 0)]
 
     def file_bytes(self, k: int, tile_bytes: int) -> int:
         """Bytes of the base's file before the layer: the k-iteration prefix; k = 0: the
-        one-iteration file without its code payloads, plus ``tile_bytes`` for its TILE chunk."""
-        return self.sizes[k - 1] if k else self.sizes[0] - self._codes0 + tile_bytes
+        one-iteration file without its code payloads, plus ``tile_bytes`` for its TILE chunk
+        (a base-only file has its real one)."""
+        if k:
+            return self.sizes[k - 1]
+        return self.sizes[0] - self._codes0 + (tile_bytes if self.learned else 0)
 
     def __call__(self, k: int, shape) -> np.ndarray:
         if k not in self._decoded:

@@ -85,3 +85,34 @@ def test_unreachable_and_bad_targets(tmp_path, tiny_model_id, ct):
     with pytest.raises(InputError, match="positive"):
         ratecontrol.compress_to(ct, tmp_path / "x.mlc", ratio=-3)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_volume_probed_on_sampled_slices_never_runs_the_network(tmp_path, tiny_model_id, monkeypatch):
+    """A volume of PROBE_MIN_SLICES slices whose sample keeps a residual layer over no learned
+    iterations: the network runs on the sample only, and the file is the one rate control
+    without the probe writes (decoded here to the PSNR it reports)."""
+    import SimpleITK as sitk
+
+    from medcodec.pipeline import encode
+    from medcodec.ratecontrol import control
+    from medcodec.samples import sample_path
+
+    vol = np.ascontiguousarray(sitk.GetArrayFromImage(sitk.ReadImage(str(sample_path())))[:, 40:104, 30:94])
+    assert len(vol) >= control.PROBE_MIN_SLICES
+    calls, real = [], encode.compress
+
+    def spy(array, path, **kw):
+        calls.append((len(array), kw["iterations"]))
+        return real(array, path, **kw)
+
+    monkeypatch.setattr(encode, "compress", spy)
+    st = ratecontrol.compress_to(vol, tmp_path / "p.mlc", psnr=45.0, model_id=tiny_model_id)
+    assert st.iterations == 0 and st.psnr >= 45.0
+    assert prep.psnr(vol, api.decompress(tmp_path / "p.mlc")[0]) == pytest.approx(st.psnr)
+    assert any(n == control.PROBE_SLICES and k for n, k in calls)  # the sample: all iterations
+    assert all(k == 0 for n, k in calls if n == len(vol))  # the whole volume: no learned iteration
+    monkeypatch.setattr(control, "PROBE_MIN_SLICES", 10 ** 9)  # rate control without the probe
+    calls.clear()
+    without = ratecontrol.compress_to(vol, tmp_path / "q.mlc", psnr=45.0, model_id=tiny_model_id)
+    assert any(n == len(vol) and k for n, k in calls)  # this one ran the network on the volume
+    assert (tmp_path / "p.mlc").read_bytes() == (tmp_path / "q.mlc").read_bytes() and without.bytes == st.bytes
