@@ -3,7 +3,7 @@
     python benchmarks/encode_speed.py record LABEL [--jobs image:target ...]
     python benchmarks/encode_speed.py timing LABEL [--runs 3] [--images ...]
     python benchmarks/encode_speed.py margins [--jobs image:target ...]
-    python benchmarks/encode_speed.py report BEFORE AFTER
+    python benchmarks/encode_speed.py report BEFORE AFTER [--out encode_speed.md]
 
 ``record`` encodes the development images (``medcodec.evaluate.evaluation_images``) at
 ``--bpp`` 0.25/0.5/1/2 and ``--psnr`` 40/45/50 with ``ratecontrol.compress_to`` and appends
@@ -169,7 +169,7 @@ def machine() -> str:
                       f"({jax.default_backend()}), numpy {np.__version__}", "```"])
 
 
-def report(before_label: str, after_label: str) -> int:
+def report(before_label: str, after_label: str, out: str = "encode_speed.md") -> int:
     before, after = _load(before_label), _load(after_label)
     lines = ["| image | target | before: bytes, PSNR, winner, s | after: bytes, PSNR, winner, s | as good |",
              "|---|---|---|---|---|"]
@@ -213,7 +213,7 @@ def report(before_label: str, after_label: str) -> int:
         "the size floor of any plan reaching it, vs the smallest real one (skipped where the best residual-layer "
         "file is < 0.8 x floor). Safe while real - ceiling < 0.5 dB and real / floor > 0.8.", "",
         *margin_lines, ""])
-    (RESULTS / "encode_speed.md").write_text(text)
+    (RESULTS / out).write_text(text)
     print(text)
     return 1 if bad else 0
 
@@ -233,6 +233,7 @@ def main(argv=None) -> int:
     c = sub.add_parser("report")
     c.add_argument("before")
     c.add_argument("after")
+    c.add_argument("--out", default="encode_speed.md", help="file under benchmarks/results to write")
     args = p.parse_args(argv)
     if args.command == "record":
         record(args.label, args.jobs)
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
     elif args.command == "timing":
         timing(args.label, args.runs, args.images)
     else:
-        return report(args.before, args.after)
+        return report(args.before, args.after, args.out)
     return 0
 
 
