@@ -111,6 +111,11 @@ def _key_interval(array: np.ndarray, options: EncodeOptions, factor: int) -> int
     return encode.default_key_interval(array, factor) if options.interslice else None
 
 
+def _bounded_applies(array: np.ndarray, psnr) -> bool:
+    """Whether the bounded-error layer is a candidate: a PSNR target on an integer image."""
+    return psnr is not None and array.dtype.kind in "iu"
+
+
 def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, factor, encode_args,
                         learned: bool = True) -> list:
     """The wavelet-layer and (PSNR target, integer image) bounded-error candidates, over
@@ -123,7 +128,7 @@ def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, f
                                               tolerance=BPP_TOLERANCE, key_interval=key, bases=bases, **encode_args)
         if layered is not None:
             candidates.append((layered, temps["wavelet"]))
-    if psnr is not None and array.dtype.kind in "iu":
+    if _bounded_applies(array, psnr):
         # the bounded-error layer over a few learned iterations may be cheaper even where
         # the network alone reaches the target: the split is chosen by measured rate
         bar = min((c.bytes for c, _ in candidates), default=None)
@@ -139,8 +144,8 @@ def _probe_keeps_no_network(array: np.ndarray, options: EncodeOptions, path: Pat
     for fewer than :data:`PROBE_MIN_SLICES` slices, with a region, or where the sample
     cannot meet the target."""
     planes = array.reshape((-1,) + array.shape[-2:])
-    layers = options.wavelet or (options.psnr is not None and array.dtype.kind in "iu")  # candidates over none
-    if len(planes) < PROBE_MIN_SLICES or mask is not None or not layers:
+    residual = options.wavelet or _bounded_applies(array, options.psnr)  # candidates over no iterations
+    if len(planes) < PROBE_MIN_SLICES or mask is not None or not residual:
         return False
     every = len(planes) // PROBE_SLICES
     sample = np.ascontiguousarray(planes[every // 2::every][:PROBE_SLICES])
