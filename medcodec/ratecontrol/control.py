@@ -11,7 +11,10 @@ not bound them away from the best cheap file (:func:`_learned_may_win`): at 1 bp
 the network alone is far behind, and its encodes were most of the time. A volume is first
 rate-controlled on a sample of its slices (:func:`_probe_keeps_no_network`); where the file
 kept there has no learned iterations, only the candidates over none are tried on the volume
-and the network never runs on it. The smallest file meeting a PSNR target, or the best
+and the network never runs on it. Any other image is first encoded with one learned
+iteration (:func:`_first_iteration_loses`); where the wavelet layer does clearly better
+without it, the same holds. On every development image and target measured the network
+was left out this way. The smallest file meeting a PSNR target, or the best
 quality within a rate budget, is kept; the others are removed.
 """
 
@@ -48,6 +51,13 @@ PSNR_MARGIN_DB = 0.5
 # target measured, 0.25-2 bpp and 40-50 dB (benchmarks/results/encode_speed_probe.md).
 PROBE_SLICES = 12
 PROBE_MIN_SLICES = 48
+
+# The network is left out where, on a one-iteration encode, the wavelet layer over no
+# learned iterations scores at most GATE_RATIO of its score over one (bytes for a PSNR
+# target, squared error for a rate): the first iteration buys the most of any, so where its
+# bits do better in the wavelet layer the network adds nothing. On the development images
+# the ratio was 0.26-0.92 at every target measured (benchmarks/results/encode_speed_gate.md).
+GATE_RATIO = 0.95
 
 
 def _stats_of(path: Path, array: np.ndarray, full: EncodeStats, k: int) -> EncodeStats:
@@ -117,11 +127,9 @@ def _bounded_applies(array: np.ndarray, psnr) -> bool:
 
 
 def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, factor, encode_args,
-                        learned: bool = True) -> list:
-    """The wavelet-layer and (PSNR target, integer image) bounded-error candidates, over
-    the full encode's prefixes decoded once for both (``learned=False``: over no learned
-    iterations only, ``temps["full"]`` being a base-only file)."""
-    bases = wavelet_candidate.Bases(temps["full"], learned)
+                        bases: wavelet_candidate.Bases) -> list:
+    """The wavelet-layer and (PSNR target, integer image) bounded-error candidates over
+    ``bases`` (the prefixes of ``temps["full"]``), decoded once for both."""
     key, candidates = _key_interval(array, options, factor), []
     if options.wavelet:
         layered = wavelet_candidate.candidate(array, temps["wavelet"], temps["full"], psnr=psnr, bpp=bpp, mask=mask,
@@ -159,6 +167,23 @@ def _probe_keeps_no_network(array: np.ndarray, options: EncodeOptions, path: Pat
         if os.path.exists(probe):
             os.unlink(probe)
     return kept.iterations == 0
+
+
+def _first_iteration_loses(array: np.ndarray, options: EncodeOptions, full_path: Path, cap: int, bpp, mask,
+                           encode_args) -> wavelet_candidate.Bases | None:
+    """The bases over no learned iterations, from a one-iteration encode written to
+    ``full_path``, where the wavelet layer over none beats it over one by
+    :data:`GATE_RATIO` at the target (trials; see the constant); else None, as without the
+    wavelet layer, with a region or with no iterations allowed. One iteration that alone
+    exceeds the rate budget loses too."""
+    if not options.wavelet or mask is not None or cap < 1:
+        return None
+    encode.compress(array, full_path, iterations=1, overwrite=True, **encode_args)
+    bases = wavelet_candidate.Bases(full_path)
+    score = wavelet_candidate.scores(array, bases, (0, 1), psnr=options.psnr, bpp=bpp)
+    if score[0] is not None and (score[1] is None or score[0] <= GATE_RATIO * score[1]):
+        return bases.without_network()
+    return None
 
 
 def _learned_may_win(array, full: EncodeStats, full_path, layered: list, bpp, psnr, mask) -> bool:
@@ -211,13 +236,15 @@ def encode_to_target(array: np.ndarray, path: str | os.PathLike, options: Encode
     temps = {name: temporary_sibling(path) for name in ("full", "tiles", "uniform", "residual", "wavelet")}
     factor = model.config.factor
     try:
-        candidates = []
+        candidates, layered_args = [], (array, temps, options, bpp, psnr, mask, factor, encode_args)
         if _probe_keeps_no_network(array, options, path, mask, encode_args):
             encode.compress(array, temps["full"], iterations=0, base_only=True, overwrite=True, **encode_args)
-            candidates = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args, False)
-        if not candidates:  # no probe, or none over no learned iterations meets the target
+            candidates = _layered_candidates(*layered_args, wavelet_candidate.Bases(temps["full"], learned=False))
+        elif (bases := _first_iteration_loses(array, options, temps["full"], cap, bpp, mask, encode_args)) is not None:
+            candidates = _layered_candidates(*layered_args, bases)
+        if not candidates:  # the network may help, or none over no learned iterations meets the target
             full = encode.compress(array, temps["full"], iterations=cap, overwrite=True, **encode_args)
-            layered = _layered_candidates(array, temps, options, bpp, psnr, mask, factor, encode_args)
+            layered = _layered_candidates(*layered_args, wavelet_candidate.Bases(temps["full"]))
             candidates = layered
             if _learned_may_win(array, full, temps["full"], layered, bpp, psnr, mask):
                 candidates = _learned_candidates(array, full, temps, options, bpp, mask, factor, encode_args) + layered

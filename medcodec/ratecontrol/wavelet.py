@@ -19,6 +19,7 @@ memory while searching (8 bytes per voxel).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -91,19 +92,27 @@ def _bisect(ok, start: float, steps: int, upper: float) -> float:
 class Bases:
     """The bases under a residual layer: the k-iteration prefixes of the full encode at
     ``full_path`` as the layers see them (k = 0: the window's middle), each decoded once and
-    shared by the wavelet and bounded-error candidates (decoding is most of their work), and
-    the bytes of their files. ``learned=False``: ``full_path`` is a base-only file
+    shared by the wavelet and bounded-error candidates (decoding is most of their work), the
+    bytes of their files, and the wavelet layer's trial scores over them (one array and
+    region per instance). ``learned=False``: ``full_path`` is a base-only file
     (:func:`medcodec.pipeline.encode.compress` with ``base_only``) and only k = 0 is tried."""
 
     def __init__(self, full_path, learned: bool = True):
-        self.full_path, self.header, self._decoded = full_path, read_header(full_path), {}
-        self.learned = learned
+        self.full_path, self.header, self._decoded, self.scored = full_path, read_header(full_path), {}, {}
+        self.base_only = not learned
         self.sizes = prefix_sizes(full_path)  # bytes of the file truncated to 1, 2, ... iterations
+        self.most = 0 if self.base_only else len(self.sizes)  # the most learned iterations tried
         self._codes0 = int(payload_sizes(full_path)[:, 0].sum())  # its first iteration's code payloads
 
+    def without_network(self) -> "Bases":
+        """These bases with only k = 0 tried, sharing what was decoded and scored."""
+        other = copy.copy(self)
+        other.most = 0
+        return other
+
     def tried(self, ks) -> list:
-        """The counts of ``ks`` the full encode has prefixes for (only 0 over a base-only file)."""
-        return [k for k in ks if k <= (len(self.sizes) if self.learned else 0)]
+        """The counts of ``ks`` tried: those the full encode has prefixes for, up to :attr:`most`."""
+        return [k for k in ks if k <= self.most]
 
     def file_bytes(self, k: int, tile_bytes: int) -> int:
         """Bytes of the base's file before the layer: the k-iteration prefix; k = 0: the
@@ -111,7 +120,7 @@ class Bases:
         (a base-only file has its real one)."""
         if k:
             return self.sizes[k - 1]
-        return self.sizes[0] - self._codes0 + (tile_bytes if self.learned else 0)
+        return self.sizes[0] - self._codes0 + (0 if self.base_only else tile_bytes)
 
     def __call__(self, k: int, shape) -> np.ndarray:
         if k not in self._decoded:
@@ -172,17 +181,37 @@ def _step_for_base(trial: _Slices, base_bytes: float, array, peak: float, psnr, 
     return trial.sse(step), step
 
 
+def _inside(array: np.ndarray, mask) -> np.ndarray:
+    """The region as (slices, h, w) booleans (everywhere without one)."""
+    return (np.ones(array.shape, bool) if mask is None else mask).reshape((-1,) + array.shape[-2:])
+
+
+def _score(array, bases: Bases, k: int, inside, psnr, bpp) -> tuple[float, float] | None:
+    """(score, step) of the base of k iterations (:func:`_step_for_base`), kept in ``bases``."""
+    if (k, psnr, bpp) not in bases.scored:
+        originals = array.reshape(inside.shape)
+        trial = _Slices(originals, bases(k, originals.shape), bases.header.window, inside)
+        peak = float(array.max()) - float(array.min())
+        bases.scored[k, psnr, bpp] = _step_for_base(trial, bases.file_bytes(k, TILE_BYTES), array, peak, psnr, bpp)
+    return bases.scored[k, psnr, bpp]
+
+
+def scores(array: np.ndarray, bases: Bases, ks, *, psnr: float | None = None, bpp: float | None = None,
+           mask: np.ndarray | None = None) -> dict:
+    """{k: score} of the wavelet layer over each base of ``ks`` iterations at the target,
+    from trials: the file's bytes (PSNR target) or its squared error (rate target), lower
+    is better; None where no step fits the rate."""
+    inside = _inside(array, mask)
+    return {k: (None if (s := _score(array, bases, k, inside, psnr, bpp)) is None else s[0]) for k in ks}
+
+
 def _best_base(array, bases: Bases, inside, psnr, bpp) -> tuple[int, float] | None:
     """(k, step) of the base whose file is smallest (PSNR) or best (rate), from trials."""
-    originals = array.reshape((-1,) + array.shape[-2:])
-    peak = float(array.max()) - float(array.min())
     best = None  # (score, k, step)
     for k in bases.tried(BASES):
-        base_bytes = bases.file_bytes(k, TILE_BYTES)
-        if psnr is not None and best is not None and base_bytes >= best[0]:
+        if psnr is not None and best is not None and bases.file_bytes(k, TILE_BYTES) >= best[0]:
             continue  # the base alone is as large as a better file: no step can win (nor needs decoding)
-        trial = _Slices(originals, bases(k, originals.shape), bases.header.window, inside)
-        scored = _step_for_base(trial, base_bytes, array, peak, psnr, bpp)
+        scored = _score(array, bases, k, inside, psnr, bpp)
         if scored is not None and (best is None or scored[0] < best[0]):
             best = (scored[0], k, scored[1])
     return None if best is None else best[1:]
@@ -198,8 +227,7 @@ def candidate(array: np.ndarray, path, full_path, *, psnr: float | None = None, 
     iterations (the step search is on intra trials; the real encodes correct it, and a PSNR
     overshoot gets one coarser try); ``bases``: the decoded prefixes of ``full_path``, if
     another candidate shares them; ``kwargs`` go to :func:`medcodec.pipeline.encode.compress`."""
-    planes = (-1,) + array.shape[-2:]  # (slices, h, w)
-    inside = (np.ones(array.shape, bool) if mask is None else mask).reshape(planes)
+    inside = _inside(array, mask)
     bases = bases or Bases(full_path)
     chosen = _best_base(array, bases, inside, psnr, bpp)
     if chosen is None:
