@@ -109,10 +109,40 @@ def test_a_volume_probed_on_sampled_slices_never_runs_the_network(tmp_path, tiny
     st = ratecontrol.compress_to(vol, tmp_path / "p.mlc", psnr=45.0, model_id=tiny_model_id)
     assert st.iterations == 0 and st.psnr >= 45.0
     assert prep.psnr(vol, api.decompress(tmp_path / "p.mlc")[0]) == pytest.approx(st.psnr)
-    assert any(n == control.PROBE_SLICES and k for n, k in calls)  # the sample: all iterations
+    assert any(n == control.PROBE_SLICES and k for n, k in calls)  # the sample: learned iterations
     assert all(k == 0 for n, k in calls if n == len(vol))  # the whole volume: no learned iteration
     monkeypatch.setattr(control, "PROBE_MIN_SLICES", 10 ** 9)  # rate control without the probe
+    monkeypatch.setattr(control, "_first_iteration_loses", lambda *a, **k: None)  # nor the gate
     calls.clear()
     without = ratecontrol.compress_to(vol, tmp_path / "q.mlc", psnr=45.0, model_id=tiny_model_id)
     assert any(n == len(vol) and k for n, k in calls)  # this one ran the network on the volume
     assert (tmp_path / "p.mlc").read_bytes() == (tmp_path / "q.mlc").read_bytes() and without.bytes == st.bytes
+
+
+def test_the_gate_leaves_out_the_network_after_one_iteration(tmp_path, ct, monkeypatch):
+    """With the shipped model on a real CT slice, where the wavelet layer over no learned
+    iterations clearly beats it over one, the network runs one iteration and the file is the
+    one the full search (all 4 iterations allowed, every base, learned-only candidates) keeps; with
+    the gate shut (ratio 0) the full search runs."""
+    from medcodec.model import checkpoint
+    from medcodec.pipeline import encode
+    from medcodec.ratecontrol import control
+
+    model_id, calls, real = checkpoint.default_model_id(), [], encode.compress
+
+    def spy(array, path, **kw):
+        calls.append(kw["iterations"])
+        return real(array, path, **kw)
+
+    monkeypatch.setattr(encode, "compress", spy)
+    for target in ({"bpp": 1.0}, {"psnr": 45.0}):
+        calls.clear()
+        gated = ratecontrol.compress_to(ct, tmp_path / "g.mlc", model_id=model_id, iterations=4, overwrite=True, **target)
+        assert calls[0] == 1 and set(calls[1:]) == {0}  # one learned iteration, then none
+        assert gated.iterations == 0 and prep.psnr(ct, api.decompress(tmp_path / "g.mlc")[0]) == pytest.approx(gated.psnr)
+        with monkeypatch.context() as shut:
+            shut.setattr(control, "GATE_RATIO", 0.0)
+            calls.clear()
+            full = ratecontrol.compress_to(ct, tmp_path / "f.mlc", model_id=model_id, iterations=4, overwrite=True, **target)
+        assert max(calls) > 1  # the full search ran the network on all its iterations
+        assert (tmp_path / "g.mlc").read_bytes() == (tmp_path / "f.mlc").read_bytes() and full.bytes == gated.bytes
