@@ -3,6 +3,7 @@
     python benchmarks/encode_speed.py record LABEL [--jobs image:target ...]
     python benchmarks/encode_speed.py timing LABEL [--runs 3] [--images ...]
     python benchmarks/encode_speed.py margins [--jobs image:target ...]
+    python benchmarks/encode_speed.py gate [--jobs image:target ...]
     python benchmarks/encode_speed.py report BEFORE AFTER [--out encode_speed.md]
 
 ``record`` encodes the development images (``medcodec.evaluate.evaluation_images``) at
@@ -150,6 +151,31 @@ def margins(jobs: list[str]) -> None:
                 f.write(json.dumps(row) + "\n")
 
 
+def gate(jobs: list[str]) -> None:
+    """The gate's ratio (``medcodec.ratecontrol.control.GATE_RATIO``) per job: the wavelet
+    layer's trial score over no learned iterations / over one, on a one-iteration encode of
+    what rate control gates (a volume of PROBE_MIN_SLICES or more: its probe sample), with
+    the real files' winners beside it in ``report``."""
+    from medcodec.options import EncodeOptions
+    from medcodec.ratecontrol import control
+
+    parsed = [_job(j) for j in jobs]
+    arrays = _arrays(i for i, _, _ in parsed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for image, name, value in parsed:
+            array, options = arrays[image], EncodeOptions(**{name: value})
+            sample = control.probe_sample(array)
+            gated = array if sample is None else sample
+            _, score = control.first_iteration_scores(gated, options, Path(tmp) / "g.mlc",
+                                                      options.budget_bpp(array.dtype.itemsize), {})
+            row = {"image": image, "target": name, "value": value, "slices": len(gated.reshape((-1,) + array.shape[-2:])),
+                   "score0": score[0], "score1": score[1],
+                   "ratio": None if None in score.values() else round(score[0] / score[1], 4)}
+            print(json.dumps(row), flush=True)
+            with open(RESULTS / "encode_speed_gate.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
 def _load(label: str) -> dict:
     rows = [json.loads(line) for line in open(RESULTS / f"encode_speed_{label}.jsonl")]
     return {(r["image"], r["target"], r["value"]): r for r in rows}  # the last run of a job counts
@@ -170,6 +196,8 @@ def machine() -> str:
 
 
 def report(before_label: str, after_label: str, out: str = "encode_speed.md") -> int:
+    from medcodec.ratecontrol.control import GATE_RATIO
+
     before, after = _load(before_label), _load(after_label)
     lines = ["| image | target | before: bytes, PSNR, winner, s | after: bytes, PSNR, winner, s | as good |",
              "|---|---|---|---|---|"]
@@ -188,6 +216,15 @@ def report(before_label: str, after_label: str, out: str = "encode_speed.md") ->
             for r in json.load(open(path)):
                 timings.append(f"| {label} | {r['image']} | {r['target']} {r['value']:g} | {r['first_s']} | "
                                f"{r['warm_s']} | {r['best_s']} |")
+    gate_lines = []
+    path = RESULTS / "encode_speed_gate.jsonl"
+    if path.exists():
+        gate_lines = ["| image | target | slices gated | score over 0 / over 1 | network left out |", "|---|---|---|---|---|"]
+        for line in open(path):
+            r = json.loads(line)
+            left_out = r["ratio"] is not None and r["ratio"] <= GATE_RATIO
+            gate_lines.append(f"| {r['image']} | {r['target']} {r['value']:g} | {r['slices']} | {r['ratio']} | "
+                              f"{'yes' if left_out else 'no'} |")
     margin_lines = []
     path = RESULTS / "encode_speed_margins.jsonl"
     if path.exists():
@@ -207,6 +244,11 @@ def report(before_label: str, after_label: str, out: str = "encode_speed.md") ->
         "(`python benchmarks/encode_speed.py record LABEL`)", "",
         "As good: a rate target within the budget with PSNR >= before; a PSNR target met with bytes <= before.", "",
         *lines, "", f"{len(lines) - 2 - bad} of {len(lines) - 2} as good.", "",
+        "## The gate (`python benchmarks/encode_speed.py gate`)", "",
+        "The wavelet layer's trial score (bytes for a PSNR target, squared error for a rate) over no learned "
+        "iterations / over one, on a one-iteration encode; the network is left out at or below "
+        f"{GATE_RATIO} (`medcodec.ratecontrol.control.GATE_RATIO`).", "",
+        *gate_lines, "",
         "## The floors learned-only files are skipped by (`python benchmarks/encode_speed.py margins`)", "",
         "A rate target: the PSNR ceiling of any tile plan within 1.2 x the budget, vs the best real uniform or "
         "adaptive-tiles file (skipped where the best residual-layer file is > ceiling + 0.5 dB); a PSNR target: "
@@ -228,6 +270,8 @@ def main(argv=None) -> int:
     t.add_argument("label")
     t.add_argument("--runs", type=int, default=3)
     t.add_argument("--images", nargs="*", default=[i for i, _, _ in ISSUE])
+    g = sub.add_parser("gate")
+    g.add_argument("--jobs", nargs="*", default=DEFAULT_JOBS)
     m = sub.add_parser("margins")
     m.add_argument("--jobs", nargs="*", default=DEFAULT_JOBS)
     c = sub.add_parser("report")
@@ -237,6 +281,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.command == "record":
         record(args.label, args.jobs)
+    elif args.command == "gate":
+        gate(args.jobs)
     elif args.command == "margins":
         margins(args.jobs)
     elif args.command == "timing":

@@ -146,17 +146,25 @@ def _layered_candidates(array, temps, options: EncodeOptions, bpp, psnr, mask, f
     return candidates
 
 
+def probe_sample(array: np.ndarray) -> np.ndarray | None:
+    """The :data:`PROBE_SLICES` evenly spaced slices a volume is probed on, (n, h, w);
+    None below :data:`PROBE_MIN_SLICES` slices."""
+    planes = array.reshape((-1,) + array.shape[-2:])
+    if len(planes) < PROBE_MIN_SLICES:
+        return None
+    every = len(planes) // PROBE_SLICES
+    return np.ascontiguousarray(planes[every // 2::every][:PROBE_SLICES])
+
+
 def _probe_keeps_no_network(array: np.ndarray, options: EncodeOptions, path: Path, mask, encode_args) -> bool:
     """Whether rate control on :data:`PROBE_SLICES` evenly spaced slices of a volume (as a
     volume of their own, intra, same target) keeps a file of no learned iterations; False
     for fewer than :data:`PROBE_MIN_SLICES` slices, with a region, or where the sample
     cannot meet the target."""
-    planes = array.reshape((-1,) + array.shape[-2:])
     residual = options.wavelet or _bounded_applies(array, options.psnr)  # candidates over no iterations
-    if len(planes) < PROBE_MIN_SLICES or mask is not None or not residual:
+    sample = probe_sample(array)
+    if sample is None or mask is not None or not residual:
         return False
-    every = len(planes) // PROBE_SLICES
-    sample = np.ascontiguousarray(planes[every // 2::every][:PROBE_SLICES])
     probe = temporary_sibling(path)
     args = {k: encode_args[k] for k in ("progress", "workers") if k in encode_args}
     try:
@@ -169,6 +177,16 @@ def _probe_keeps_no_network(array: np.ndarray, options: EncodeOptions, path: Pat
     return kept.iterations == 0
 
 
+def first_iteration_scores(array: np.ndarray, options: EncodeOptions, full_path: Path, bpp,
+                           encode_args) -> tuple[wavelet_candidate.Bases, dict]:
+    """The bases of a one-iteration encode written to ``full_path``, and the wavelet
+    layer's trial scores over 0 and 1 of its iterations at the target
+    (:func:`.wavelet.scores`)."""
+    encode.compress(array, full_path, iterations=1, overwrite=True, **encode_args)
+    bases = wavelet_candidate.Bases(full_path)
+    return bases, wavelet_candidate.scores(array, bases, (0, 1), psnr=options.psnr, bpp=bpp)
+
+
 def _first_iteration_loses(array: np.ndarray, options: EncodeOptions, full_path: Path, cap: int, bpp, mask,
                            encode_args) -> wavelet_candidate.Bases | None:
     """The bases over no learned iterations, from a one-iteration encode written to
@@ -178,9 +196,7 @@ def _first_iteration_loses(array: np.ndarray, options: EncodeOptions, full_path:
     exceeds the rate budget loses too."""
     if not options.wavelet or mask is not None or cap < 1:
         return None
-    encode.compress(array, full_path, iterations=1, overwrite=True, **encode_args)
-    bases = wavelet_candidate.Bases(full_path)
-    score = wavelet_candidate.scores(array, bases, (0, 1), psnr=options.psnr, bpp=bpp)
+    bases, score = first_iteration_scores(array, options, full_path, bpp, encode_args)
     if score[0] is not None and (score[1] is None or score[0] <= GATE_RATIO * score[1]):
         return bases.without_network()
     return None
