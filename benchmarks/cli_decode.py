@@ -5,7 +5,8 @@ wavelet layer alone), against OpenJPEG decoding the same volume at the same byte
     python benchmarks/cli_decode.py        # writes benchmarks/results/cli_decode.txt
 
 Cold: an empty medcodec cache (``MEDCODEC_CACHE`` pointed at a new folder), so the process
-compiles the coder's kernels; warm: a second process with the cache the first one filled.
+compiles the coder's kernels; warm: a second process with the cache the first one filled
+(and, as Python does by default, the bytecode the first one wrote).
 Each run is ``python -c`` calling ``medcodec.cli.run`` (what the ``medcodec`` script runs)
 and reports, from an exit handler, the time inside the process and whether JAX or numba were
 loaded; the wall time is measured outside, best and median of five warm runs. The data:
@@ -49,6 +50,10 @@ def series() -> np.ndarray:
 def decode_in_new_process(path: Path, out: Path, cache: Path) -> dict:
     env = dict(os.environ, MEDCODEC_CACHE=str(cache))
     env.pop("NUMBA_CACHE_DIR", None)
+    # Python's default: a process writes its modules' bytecode, and the next one loads it
+    # (this project's sandbox sets PYTHONDONTWRITEBYTECODE, which left every warm run
+    # compiling medcodec's sources again)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     t = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out)], env=env, check=True,
                           capture_output=True, text=True)
