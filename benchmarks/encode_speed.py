@@ -195,6 +195,19 @@ def machine() -> str:
                       f"({jax.default_backend()}), numpy {np.__version__}", "```"])
 
 
+def _job_table(name: str, columns, cells) -> list[str]:
+    """A markdown table of the jobs in ``RESULTS/name`` (JSON lines; none if absent): image,
+    target, then ``cells(row)`` under ``columns``."""
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    lines = ["| image | target | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for line in open(path):
+        r = json.loads(line)
+        lines.append(f"| {r['image']} | {r['target']} {r['value']:g} | " + " | ".join(cells(r)) + " |")
+    return lines
+
+
 def report(before_label: str, after_label: str, out: str = "encode_speed.md") -> int:
     from medcodec.ratecontrol.control import GATE_RATIO
 
@@ -216,26 +229,19 @@ def report(before_label: str, after_label: str, out: str = "encode_speed.md") ->
             for r in json.load(open(path)):
                 timings.append(f"| {label} | {r['image']} | {r['target']} {r['value']:g} | {r['first_s']} | "
                                f"{r['warm_s']} | {r['best_s']} |")
-    gate_lines = []
-    path = RESULTS / "encode_speed_gate.jsonl"
-    if path.exists():
-        gate_lines = ["| image | target | slices gated | score over 0 / over 1 | network left out |", "|---|---|---|---|---|"]
-        for line in open(path):
-            r = json.loads(line)
-            left_out = r["ratio"] is not None and r["ratio"] <= GATE_RATIO
-            gate_lines.append(f"| {r['image']} | {r['target']} {r['value']:g} | {r['slices']} | {r['ratio']} | "
-                              f"{'yes' if left_out else 'no'} |")
-    margin_lines = []
-    path = RESULTS / "encode_speed_margins.jsonl"
-    if path.exists():
-        margin_lines = ["| image | target | floor | best real learned-only file | real vs floor |", "|---|---|---|---|---|"]
-        for line in open(path):
-            r = json.loads(line)
-            if r["target"] == "psnr":
-                cells = (f"{r['floor_bytes']} bytes", f"{r['real_bytes']} bytes", f"x {r.get('real_over_floor', '-')}")
-            else:
-                cells = (f"{r['ceiling_db']} dB", f"{r['real_psnr']} dB", f"{r.get('real_minus_ceiling_db', '-')} dB")
-            margin_lines.append(f"| {r['image']} | {r['target']} {r['value']:g} | " + " | ".join(cells) + " |")
+    def gate_cells(r):
+        left_out = r["ratio"] is not None and r["ratio"] <= GATE_RATIO
+        return (str(r["slices"]), str(r["ratio"]), "yes" if left_out else "no")
+
+    def margin_cells(r):
+        if r["target"] == "psnr":
+            return f"{r['floor_bytes']} bytes", f"{r['real_bytes']} bytes", f"x {r.get('real_over_floor', '-')}"
+        return f"{r['ceiling_db']} dB", f"{r['real_psnr']} dB", f"{r.get('real_minus_ceiling_db', '-')} dB"
+
+    gate_lines = _job_table("encode_speed_gate.jsonl", ("slices gated", "score over 0 / over 1", "network left out"),
+                            gate_cells)
+    margin_lines = _job_table("encode_speed_margins.jsonl", ("floor", "best real learned-only file", "real vs floor"),
+                              margin_cells)
     text = "\n".join([
         "# Rate-controlled encode time (issue 16)", "", "Machine:", "", machine(), "",
         "## Time of issue 16's encodes (in-process `ratecontrol.compress_to`, seconds)", "",
